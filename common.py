@@ -529,7 +529,7 @@ VIDEO_CODECS = ("mp4v", "FFV1")
 
 
 def write_contractor_episode(video_path, frames, actions, gui_open=None, cursor=None, hotbar=None, extras=None,
-                             options=None, fps=RECORDING_FPS, codec="mp4v"):
+                             options=None, fps=RECORDING_FPS, codec="mp4v", jsonl_path=None):
     """Write a recording in OpenAI's contractor format: <stem>.mp4, <stem>.jsonl and, with `options`, -options.json.
 
     frames:   (T or T+1, H, W, 3) uint8 RGB; frame t is what the player saw before action t (T+1 includes the last
@@ -542,12 +542,13 @@ def write_contractor_episode(video_path, frames, actions, gui_open=None, cursor=
     extras:   per-frame dicts merged into the jsonl records (inventory, yaw, pitch, xpos, ... as the recorder logs).
     codec:    "mp4v" (MPEG-4 part 2: lossy, small, plays anywhere; OpenCV's pip wheels cannot write H.264 and fix the
               bitrate near 1 bit a pixel) or "FFV1" (lossless, several times larger, read by the same OpenCV).
+    jsonl_path: where the actions go, if not <stem>.jsonl (toycraft's web videos keep theirs as hidden truth).
 
     Camera degrees are written as mouse counts (dx = yaw / 0.15, dy = pitch / 0.15). The first frame's `newButtons`
     is written empty: a recording whose first frame reports only the left button as newly pressed is what the reader's
     stuck-attack repair looks for, and it would strip a real attack from a recording that starts mining at once.
     """
-    video_path, jsonl_path, options_path = recording_paths(video_path)
+    video_path, jsonl_path, options_path = recording_paths(video_path, jsonl_path)
     frames = np.asarray(frames)
     acts = _as_action_arrays(actions)
     t_len = len(acts["camera"])

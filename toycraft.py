@@ -520,7 +520,8 @@ class ToyCraft:
         # only on open ground, and not where the player stands
         if self.placeable_now():
             self.grid[self.place_cell] = B[PLACEABLE[self.held_item]]
-            self._remove(self.held_item, 1)
+            if not self.creative:  # creative mode: unlimited blocks
+                self._remove(self.held_item, 1)
 
     # ----------------------------------------------------------------------------------------------- inventory
 
@@ -1169,3 +1170,367 @@ class ScriptedPlayer:
                     parent[(nx, ny)] = (x, y)
                     heapq.heappush(heap, (nd, (nx, ny)))
         return None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Recording: toy contractor data (with actions) and the toy internet (without)
+# ---------------------------------------------------------------------------------------------------------------------
+
+# The toy contractors: a mix of skill levels, as OpenAI's hired players were a mix of people.
+CONTRACTOR_MIX = {"good": 0.4, "average": 0.4, "novice": 0.2}
+# The toy internet: a wider mix, more casual play.
+WEB_MIX = {"good": 0.25, "average": 0.4, "novice": 0.35}
+
+
+def play_episode(seed, level, size=64, max_steps=6000, web=None):
+    """One scripted episode in world `seed`. Returns frames (T+1, size, size, 3) RGB without the cursor, and per step
+    the MineRL action, GUI state, cursor position, hotbar slot and the recorder's extra fields.
+
+    Frame t is the screen the player saw when choosing action t (recorded before env.step), as in OpenAI's data.
+    `web` (a WebSchedule) switches creative mode on and off along the way; the caller paints the rest."""
+    env = ToyCraft(seed=seed, size=size, max_steps=max_steps)
+    env.reset()
+    player = ScriptedPlayer(env, level, seed=seed)
+    rng = np.random.default_rng([seed, 7])
+    tail = int(rng.integers(20, 120))  # once its plan is over, the player strolls a little before the recording ends
+    frames, actions, gui, cursor, hotbar, extras = [], [], [], [], [], []
+    done = False
+    while not done:
+        if web is not None and env.creative != web.creative(env.steps):
+            env.creative = web.creative(env.steps)
+            env._render()
+        frames.append(env.screen)
+        gui.append(env.gui_open)
+        cursor.append(env.cursor.copy())
+        action = player.act()
+        _, _, done, info = env.step(action)
+        actions.append(action)
+        hotbar.append(env.slot)
+        extras.append({"yaw": round(env.yaw, 3), "pitch": round(env.pitch, 3), "xpos": round(env.x, 3),
+                       "zpos": round(env.y, 3),
+                       "inventory": [{"type": k, "quantity": int(n)} for k, n in zip(ITEMS, env.inventory) if n]})
+        if player.finished:
+            tail -= 1
+            done = done or tail <= 0
+    frames.append(env.screen)
+    return dict(frames=np.stack(frames), actions=actions, gui=np.array(gui), cursor=np.array(cursor),
+                hotbar=np.array(hotbar), extras=extras, env=env, player=player)
+
+
+def record_contractors(out, episodes, seed, size=64, max_steps=6000, mix=None, codec="mp4v", progress=True):
+    """Write `episodes` toy contractor recordings (<stem>.mp4 + .jsonl + -options.json) into `out`."""
+    out = Path(out)
+    mix = mix or CONTRACTOR_MIX
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in _progress(range(episodes), progress, "recording contractors"):
+        world = seed + i
+        level = str(rng.choice(list(mix), p=list(mix.values())))
+        ep = play_episode(world, level, size=size, max_steps=max_steps)
+        options = {"world_seed": world, "size": size, "player": level, "goal": ep["player"].goal,
+                   "max_steps": max_steps}
+        stem = out / f"toy-{level}-{world:06d}"
+        paths.append(common.write_contractor_episode(
+            stem.with_suffix(".mp4"), ep["frames"], ep["actions"], gui_open=ep["gui"], cursor=ep["cursor"],
+            hotbar=ep["hotbar"], extras=ep["extras"], options=options, codec=codec))
+    return paths
+
+
+class WebSchedule:
+    """Which unclean things happen when in one web video (VPT §3.2: web video is full of things that are not clean
+    survival play). Spans are in steps of the underlying episode."""
+
+    def __init__(self, rng, length):
+        def span(p, lo, hi):
+            if rng.random() >= p:
+                return None
+            n = int(rng.uniform(lo, hi) * length)
+            start = int(rng.integers(0, max(length - n, 1)))
+            return (start, start + n)
+
+        self.logo = span(0.3, 0.3, 0.9)  # a channel's watermark, for a long stretch
+        self.facecam = span(0.3, 0.2, 0.6)  # the streamer's face in a corner
+        self.creative_span = span(0.2, 0.15, 0.4)  # creative mode: flying, instant mining, a different HUD
+        self.title = int(rng.integers(30, 120)) if rng.random() < 0.5 else 0  # the title screen before playing
+        self.pause = span(0.25, 0.02, 0.06)  # the pause menu over the game
+        self.corner = int(rng.integers(4))  # where the logo and face cam sit
+        self.hue = rng.uniform(0, 1, 3)
+
+    @staticmethod
+    def _inside(span, t):
+        return span is not None and span[0] <= t < span[1]
+
+    def creative(self, t):
+        return self._inside(self.creative_span, t)
+
+
+def _corner_box(size, frac, corner):
+    w = int(size * frac)
+    top = 1 if corner in (0, 1) else size - w - size // 6  # keep off the hotbar
+    left = 1 if corner in (0, 2) else size - w - 1
+    return top, left, w
+
+
+def _paint_facecam(frame, t, schedule):
+    s = frame.shape[0]
+    top, left, w = _corner_box(s, 0.34, schedule.corner)
+    box = frame[top:top + w, left:left + w]
+    box[:] = (60 + 120 * schedule.hue).astype(np.uint8)  # a room behind the streamer
+    c = (w // 2 + int(round(math.sin(t / 9.0) * w / 12)), w // 2 + w // 8)  # the head sways
+    cv2.ellipse(box, c, (w // 4, w // 3), 0, 0, 360, (225, 180, 150), -1)
+    for ex in (-1, 1):
+        cv2.circle(box, (c[0] + ex * w // 10, c[1] - w // 12), max(w // 24, 1), (30, 30, 30), -1)
+    mouth = max(w // 30, 1) * (1 + (t // 4) % 2)  # talking
+    cv2.ellipse(box, (c[0], c[1] + w // 7), (w // 9, mouth), 0, 0, 360, (120, 40, 40), -1)
+    cv2.rectangle(frame, (left, top), (left + w - 1, top + w - 1), (240, 240, 240), 1)
+
+
+def _paint_logo(frame, schedule):
+    s = frame.shape[0]
+    top, left, w = _corner_box(s, 0.22, (schedule.corner + 1) % 4)
+    colour = (255 * schedule.hue[::-1]).astype(np.float32)
+    patch = frame[top:top + w // 2, left:left + w].astype(np.float32)
+    frame[top:top + w // 2, left:left + w] = (0.45 * patch + 0.55 * colour).astype(np.uint8)
+    cv2.putText(frame, "TV", (left + 1, top + w // 2 - 2), cv2.FONT_HERSHEY_SIMPLEX, max(s / 200, 0.2),
+                (255, 255, 255), 1)
+
+
+def _menu_frame(size, t, rng_seed, pause_over=None):
+    """A title screen (or, over a game frame, the pause menu): buttons, a moving mouse pointer."""
+    if pause_over is None:
+        frame = np.zeros((size, size, 3), np.uint8)
+        frame[:] = (110, 80, 50)
+        frame[(np.arange(size)[:, None] // max(size // 16, 1) + np.arange(size)[None, :] // max(size // 16, 1)) % 2
+              == 0] = (95, 68, 42)  # the dirt background
+        cv2.putText(frame, "TOYCRAFT", (size // 10, size // 4), cv2.FONT_HERSHEY_SIMPLEX, max(size / 180, 0.25),
+                    (230, 230, 230), 1)
+    else:
+        frame = (pause_over * 0.4).astype(np.uint8)
+    for k in range(3):
+        y = size // 3 + k * size // 6
+        cv2.rectangle(frame, (size // 5, y), (4 * size // 5, y + size // 9), (150, 150, 150), -1)
+        cv2.rectangle(frame, (size // 5, y), (4 * size // 5, y + size // 9), (40, 40, 40), 1)
+    rng = np.random.default_rng([rng_seed, t // 15])
+    x, y = rng.uniform(150, 570, 2)
+    common.draw_cursor(frame, x + 3 * (t % 15), y + 2 * (t % 15))
+    return frame
+
+
+def record_web(out, videos, seed, size=64, max_steps=6000, mix=None, codec="mp4v", progress=True):
+    """Write the toy internet: `videos` web videos (<stem>.mp4 only) and, for evaluation alone, <stem>.truth.jsonl with
+    the true actions and a per-frame "clean" label. No training code may read .truth files."""
+    out = Path(out)
+    mix = mix or WEB_MIX
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in _progress(range(videos), progress, "recording web videos"):
+        world = seed + i
+        level = str(rng.choice(list(mix), p=list(mix.values())))
+        schedule = WebSchedule(np.random.default_rng([world, 99]), length=max_steps // 3)
+        ep = play_episode(world, level, size=size, max_steps=max_steps, web=schedule)
+        frames, actions, extras = [], [], []
+        noop = common.minerl_noop()
+        # the title screen first: no play, so the true action is null and the frame unclean
+        for t in range(schedule.title):
+            frames.append(_menu_frame(size, t, world))
+            actions.append(noop)
+            extras.append({"clean": False, "unclean": "menu"})
+        for t, action in enumerate(ep["actions"]):
+            frame = ep["frames"][t].copy()
+            if ep["gui"][t]:
+                common.draw_cursor(frame, *ep["cursor"][t])  # a screen capture shows the pointer
+            kinds = []
+            if schedule.creative(t):
+                kinds.append("creative")
+            if WebSchedule._inside(schedule.pause, t):
+                frame = _menu_frame(size, t, world, pause_over=frame)
+                kinds.append("menu")
+            if WebSchedule._inside(schedule.facecam, t):
+                _paint_facecam(frame, t, schedule)
+                kinds.append("facecam")
+            if WebSchedule._inside(schedule.logo, t):
+                _paint_logo(frame, schedule)
+                kinds.append("logo")
+            frames.append(frame)
+            actions.append(action)
+            extras.append({**ep["extras"][t], "clean": not kinds, "unclean": "+".join(kinds)})
+        frames.append(ep["frames"][-1])
+        stem = out / f"web-{world:06d}"
+        video = common.write_contractor_episode(
+            stem.with_suffix(".mp4"), np.stack(frames), actions, gui_open=np.r_[np.zeros(schedule.title, bool),
+                                                                               ep["gui"]],
+            cursor=np.r_[np.zeros((schedule.title, 2)), ep["cursor"]], extras=extras, codec=codec,
+            jsonl_path=stem.with_suffix(".truth.jsonl"))
+        paths.append(video)
+    return paths
+
+
+def _progress(iterable, enabled, desc):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, unit="ep")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Command line: bench, record, players, demo
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _random_action(rng):
+    """Random MineRL actions for benchmarking: each button a coin flip, the camera within a policy's +-10 degrees."""
+    action = {k: int(rng.random() < 0.5) for k in common.MINERL_KEYS if k != "camera"}
+    action["camera"] = rng.uniform(-10, 10, 2).astype(np.float32)
+    return action
+
+
+def bench(args):
+    """Steps/s of ToyCraft and of Crafter (danijar's numpy Minecraft-like), side by side, random actions, 64x64."""
+    rng = np.random.default_rng(0)
+    env = ToyCraft(seed=0, size=args.size)
+    resets = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        env.reset()
+        resets.append(time.perf_counter() - t0)
+
+    def rate_toycraft():
+        env.reset()
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < args.seconds:
+            if env.step(_random_action(rng))[2]:
+                env.reset()
+            n += 1
+        return n / (time.perf_counter() - t0)
+
+    try:
+        import crafter
+    except ImportError:
+        crafter = None
+    if crafter is not None:
+        cenv = crafter.Env(size=(args.size, args.size), seed=0)
+        t0 = time.perf_counter()
+        cenv.reset()
+        crafter_reset = time.perf_counter() - t0
+
+        def rate_crafter():
+            cenv.reset()
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < args.seconds:
+                if cenv.step(int(rng.integers(cenv.action_space.n)))[2]:
+                    cenv.reset()
+                n += 1
+            return n / (time.perf_counter() - t0)
+
+    ours, theirs = [], []
+    for _ in range(args.repeats):  # alternate, so that machine noise hits both alike
+        ours.append(rate_toycraft())
+        if crafter is not None:
+            theirs.append(rate_crafter())
+    print(f"{args.size}x{args.size}, random actions, {args.repeats} x {args.seconds:.0f} s each, alternating, 1 process")
+    print(f"  ToyCraft  {np.median(ours):8.0f} steps/s   reset {1000 * np.median(resets):6.1f} ms")
+    if crafter is None:
+        print("  Crafter   not installed (pip install crafter) - no comparison")
+    else:
+        ratio = np.median(np.array(ours) / np.array(theirs))
+        print(f"  Crafter   {np.median(theirs):8.0f} steps/s   reset {1000 * crafter_reset:6.1f} ms")
+        print(f"  ToyCraft / Crafter = {ratio:.2f}x")
+
+
+def _episode_items(job):
+    seed, level, max_steps = job
+    ep = play_episode(seed, level, max_steps=max_steps)
+    return level, ep["env"].inventory > 0, ep["env"].steps
+
+
+def item_rates(levels, episodes, seed=0, max_steps=6000, workers=None):
+    """Fraction of episodes in which each scripted level obtains each item (in parallel processes)."""
+    from multiprocessing import Pool
+
+    jobs = [(seed + i, level, max_steps) for level in levels for i in range(episodes)]
+    with Pool(workers) as pool:
+        results = pool.map(_episode_items, jobs)
+    rates = {}
+    for level in levels:
+        got = np.array([r[1] for r in results if r[0] == level])
+        steps = [r[2] for r in results if r[0] == level]
+        rates[level] = {"items": dict(zip(ITEMS, got.mean(axis=0).round(3).tolist())), "episodes": len(got),
+                        "mean_steps": float(np.mean(steps))}
+    return rates
+
+
+def demo(args):
+    """A good player's episode as the player saw it (cursor included), to mp4, and a short GIF for the README."""
+    from PIL import Image
+
+    ep = play_episode(args.seed, "good", size=args.size, max_steps=args.max_steps)
+    frames = []
+    for t, frame in enumerate(ep["frames"][:-1]):
+        frame = frame.copy()
+        if ep["gui"][t]:
+            common.draw_cursor(frame, *ep["cursor"][t])
+        frames.append(frame)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), common.RECORDING_FPS, (args.size,) * 2)
+    for frame in frames:
+        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    writer.release()
+    # the GIF: a stretch around the first crafting GUI, every second frame (10 frames/s)
+    first_gui = int(np.argmax(ep["gui"])) if ep["gui"].any() else 0
+    start = max(first_gui - 120, 0)
+    clip = [Image.fromarray(f).resize((160, 160), Image.NEAREST) for f in frames[start:start + 300:2]]
+    gif = out.with_suffix(".gif")
+    clip[0].save(gif, save_all=True, append_images=clip[1:], duration=100, loop=0)
+    items = [k for k, n in zip(ITEMS, ep["env"].inventory) if n]
+    print(f"wrote {out} ({len(frames)} frames) and {gif}; items obtained: {', '.join(items)}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("bench", help="steps/s next to Crafter's, reset time")
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--repeats", type=int, default=3)
+    p = sub.add_parser("record", help="toy contractor recordings (or, with --web, the toy internet)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--max-steps", type=int, default=6000, help="5 minutes at 20 Hz, a contractor segment's length")
+    p.add_argument("--web", action="store_true", help="web videos: no actions, some unclean, .truth.jsonl beside")
+    p.add_argument("--codec", default="mp4v", choices=common.VIDEO_CODECS)
+    p = sub.add_parser("players", help="item success rates of each scripted player level")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int, default=6000)
+    p.add_argument("--out", default=None, help="also write the rates to this JSON file")
+    p = sub.add_parser("demo", help="a good player's episode to mp4 and gif")
+    p.add_argument("--out", default="demo.mp4")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--max-steps", type=int, default=6000)
+    args = parser.parse_args()
+
+    if args.command == "bench":
+        bench(args)
+    elif args.command == "record":
+        record = record_web if args.web else record_contractors
+        paths = record(args.out, args.episodes, args.seed, size=args.size, max_steps=args.max_steps, codec=args.codec)
+        print(f"wrote {len(paths)} recordings to {args.out}")
+    elif args.command == "players":
+        rates = item_rates(list(LEVELS), args.episodes, args.seed, args.max_steps)
+        print(f"{'item':16s}" + "".join(f"{level:>9s}" for level in rates))
+        for item in ITEMS:
+            print(f"{item:16s}" + "".join(f"{rates[level]['items'][item]:9.2f}" for level in rates))
+        print(f"{'mean steps':16s}" + "".join(f"{rates[level]['mean_steps']:9.0f}" for level in rates))
+        if args.out:
+            Path(args.out).write_text(json.dumps(rates, indent=1))
+    elif args.command == "demo":
+        demo(args)
+
+
+if __name__ == "__main__":
+    main()
