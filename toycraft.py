@@ -154,6 +154,8 @@ def _make_textures(seed=12345):
 
 
 TEXTURES = _make_textures()
+# cracks on a block being mined: a texel darkens once the mining progress passes its threshold
+CRACKS = np.random.default_rng(7).uniform(0.05, 1.0, (3 * TEX, TEX)).astype(np.float32)
 FLOOR_COLOURS = np.array([row[5] for row in BLOCK_TABLE], dtype=np.float32)
 
 # 5x5 icons of the items, for the hotbar and the GUI: a shape (block, gem, stick, pickaxe, torch, ingot) in colours
@@ -356,6 +358,7 @@ class ToyCraft:
         self.inventory = np.zeros(len(ITEMS), dtype=np.int64)
         self.hotbar = [-1] * 9  # item index in each slot, -1 empty
         self.obtained_at = np.zeros(len(ITEMS), dtype=np.int64)  # when each item type last went from 0 to some
+        self.obtained = np.zeros(len(ITEMS), dtype=bool)  # obtained at least once this episode (VPT's item metric)
         self.slot = 0
         self.gui_open = False
         self.cursor = np.array([360.0, 360.0])  # recorder coordinates (720 pixels high)
@@ -530,6 +533,7 @@ class ToyCraft:
         if self.inventory[i] == 0:
             self.obtained_at[i] = self.steps
         self.inventory[i] += count
+        self.obtained[i] = True
         if i in self.hotbar:
             return
         if -1 in self.hotbar:
@@ -637,7 +641,7 @@ class ToyCraft:
             _, _, _, ticks, _, _ = BLOCK_TABLE[self.grid[self.mining_cell]]
             frac = self.mining_progress / max(ticks[self._tool_tier()], 1)
             on_block = (cells[:, 0] == self.mining_cell[0]) & (cells[:, 1] == self.mining_cell[1])
-            crack = (np.sin(rows * 2.3 + u_idx[None, :] * 1.7) > 1 - 1.6 * frac) & on_block[None, :]
+            crack = (CRACKS[v_idx, u_idx[None, :]] < frac) & on_block[None, :]
             colour = np.where(crack[..., None], colour * 0.35, colour)
 
         # floor: each pixel below the horizon sees the ground at distance eye * f / (row - horizon)
@@ -930,7 +934,7 @@ class ScriptedPlayer:
             # another block in the line of sight while we aim right at ours: it is in the way, mine it too
             in_the_way = aimed and env.target is not None and not on_target and \
                 BLOCK_TABLE[env.grid[env.target]][2] is not None and \
-                BLOCK_TABLE[env.grid[env.target]][2] <= self._tier() and env.grid[env.target] != B["lava"]
+                BLOCK_TABLE[env.grid[env.target]][2] <= env._tool_tier() and env.grid[env.target] != B["lava"]
             if dist > REACH - 0.6:
                 yield self._action(forward=1, camera=camera)  # step closer
             else:
@@ -1122,9 +1126,6 @@ class ScriptedPlayer:
                             jump=int(in_water or self.rng.random() < self.p["jumpy"]), camera=camera)
 
     # ----------------------------------------------------------------------------------------------- path finding
-
-    def _tier(self):
-        return PICKAXE_TIER.get(self.env.held_item, 0)
 
     def _best_tier(self):
         return max([PICKAXE_TIER[p] for p in PICKAXE_TIER if self.env.inventory[ITEMS.index(p)] > 0], default=0)
@@ -1441,11 +1442,11 @@ def bench(args):
 def _episode_items(job):
     seed, level, max_steps = job
     ep = play_episode(seed, level, max_steps=max_steps)
-    return level, ep["env"].inventory > 0, ep["env"].steps
+    return level, ep["env"].obtained, ep["env"].steps
 
 
 def item_rates(levels, episodes, seed=0, max_steps=6000, workers=None):
-    """Fraction of episodes in which each scripted level obtains each item (in parallel processes)."""
+    """Fraction of episodes in which each scripted level obtains each item at least once (in parallel processes)."""
     from multiprocessing import Pool
 
     jobs = [(seed + i, level, max_steps) for level in levels for i in range(episodes)]
@@ -1483,7 +1484,7 @@ def demo(args):
     clip = [Image.fromarray(f).resize((160, 160), Image.NEAREST) for f in frames[start:start + 300:2]]
     gif = out.with_suffix(".gif")
     clip[0].save(gif, save_all=True, append_images=clip[1:], duration=100, loop=0)
-    items = [k for k, n in zip(ITEMS, ep["env"].inventory) if n]
+    items = [k for k, got in zip(ITEMS, ep["env"].obtained) if got]
     print(f"wrote {out} ({len(frames)} frames) and {gif}; items obtained: {', '.join(items)}")
 
 

@@ -136,6 +136,7 @@ def test_recipe_chain_and_stations():
     assert env._craft(planks) and env._craft(stick) and item(env, "stick") == 4 and item(env, "planks") == 6
     assert not env._craft(wooden)  # needs a crafting table within 3 blocks
     assert env._craft(table) and item(env, "crafting_table") == 1 and item(env, "planks") == 2
+    assert env.obtained[tc.ITEMS.index("log")] and not env.obtained[tc.ITEMS.index("wooden_pickaxe")]
     env.grid[8, 5] = tc.B["crafting_table"]
     assert not env._craft(wooden)  # now near one, but 2 planks are not 3
     give(env, "planks", 1)
