@@ -389,14 +389,19 @@ class ToyCraft:
             if held[f"hotbar.{i}"]:
                 self.slot = i - 1
                 break
-        if pressed["inventory"] or (pressed["ESC"] and self.gui_open):
-            self.gui_open = not self.gui_open if pressed["inventory"] else False
+        # E toggles the inventory GUI, Escape closes it
+        was_open = self.gui_open
+        if pressed["inventory"]:
+            self.gui_open = not self.gui_open
+        elif pressed["ESC"]:
+            self.gui_open = False
+        if self.gui_open != was_open:
             self.cursor[:] = (360.0, 360.0)  # Minecraft centres the cursor on opening (recorder coordinates)
             self.mining_cell, self.mining_progress = None, 0
         if self.gui_open:
             # in a GUI the mouse moves the cursor, not the view; a left click crafts the recipe under it
             self.cursor += (d_yaw * GUI_COUNTS_PER_DEGREE, d_pitch * GUI_COUNTS_PER_DEGREE)
-            self.cursor = np.clip(self.cursor, 0, 719.0)
+            self.cursor = np.clip(self.cursor, 0, 719.0)  # the square screen is 720 x 720 recorder pixels
             if pressed["attack"]:
                 recipe = self._recipe_at(self.cursor)
                 if recipe is not None:
@@ -419,7 +424,6 @@ class ToyCraft:
         self.steps += 1
         self.dead = self.grid[int(self.x), int(self.y)] == B["lava"]
         self.done = self.dead or self.steps >= self.max_steps
-        self._update_target()
         self._render()
         info = {"isGuiOpen": self.gui_open, "cursor": self.cursor.copy(), "hotbar": self.slot, "dead": self.dead,
                 "location_stats": {"xpos": self.x, "zpos": self.y, "yaw": self.yaw, "pitch": self.pitch}}
@@ -525,6 +529,7 @@ class ToyCraft:
             self.grid[self.place_cell] = B[PLACEABLE[self.held_item]]
             if not self.creative:  # creative mode: unlimited blocks
                 self._remove(self.held_item, 1)
+            self._update_target()  # the crosshair now rests on the new block
 
     # ----------------------------------------------------------------------------------------------- inventory
 
@@ -759,6 +764,13 @@ LEVELS = {
                    max_turn=7.0, aim_noise=1.4, idle=0.015, wander=0.006, mistake=0.15, sprint=0.05, jumpy=0.04,
                    fidget=0.008, patience=0.6),
 }
+# Styles, across skill levels: multipliers of the level's numbers. Drawn per episode, so that the same skill shows up
+# in different ways of playing.
+STYLES = {
+    "steady": {},
+    "explorer": {"wander": 4.0, "jumpy": 2.0, "idle": 1.5},  # looks around, strolls off, hops
+    "hasty": {"turn_gain": 1.3, "max_turn": 1.3, "aim_noise": 1.5, "mistake": 1.5, "sprint": 1.3, "idle": 0.5},
+}
 # the tech tree, in the order the scripted players climb it
 GOALS = ["crafting_table", "wooden_pickaxe", "stone_pickaxe", "iron_pickaxe", "diamond_pickaxe"]
 # which blocks to mine for an item
@@ -784,10 +796,13 @@ class ScriptedPlayer:
     reads top to bottom like the player's intentions.
     """
 
-    def __init__(self, env, level="good", seed=0, goal=None):
+    def __init__(self, env, level="good", seed=0, goal=None, style=None):
         self.env, self.level = env, level
         self.p = dict(LEVELS[level])
         self.rng = np.random.default_rng(seed)
+        self.style = style or str(self.rng.choice(list(STYLES)))
+        for key, factor in STYLES[self.style].items():
+            self.p[key] = min(self.p[key] * factor, 1.0) if key == "sprint" else self.p[key] * factor
         goals = self.p["goals"]
         self.goal = goal or str(self.rng.choice(list(goals), p=list(goals.values())))
         self.velocity = np.zeros(2)  # mouse velocity, degrees a tick (pitch, yaw)
@@ -1228,8 +1243,8 @@ def record_contractors(out, episodes, seed, size=64, max_steps=6000, mix=None, c
         world = seed + i
         level = str(rng.choice(list(mix), p=list(mix.values())))
         ep = play_episode(world, level, size=size, max_steps=max_steps)
-        options = {"world_seed": world, "size": size, "player": level, "goal": ep["player"].goal,
-                   "max_steps": max_steps}
+        options = {"world_seed": world, "size": size, "player": level, "style": ep["player"].style,
+                   "goal": ep["player"].goal, "max_steps": max_steps}
         stem = out / f"toy-{level}-{world:06d}"
         paths.append(common.write_contractor_episode(
             stem.with_suffix(".mp4"), ep["frames"], ep["actions"], gui_open=ep["gui"], cursor=ep["cursor"],
