@@ -17,21 +17,28 @@ VPT (Baker et al. 2022, arXiv 2206.11795) learns to play Minecraft from unlabell
    writes for web video. `load_contractor_episode` reads it as OpenAI's `data_loader.py` does; `write_contractor_episode`
    writes it.
 
-The networks and checkpoints join this file with issue #4.
+3. **The networks** (paper §3.1, §4.1, Appendix H; facts §3): the ImpalaCNN + transformer trunk, the policy's and the
+   IDM's heads, OpenAI-compatible names and sizes, their .model/.weights files, our checkpoints.
 
-Run `python common.py bench` to measure how fast recordings are read (decode + resize, frames/s).
+Run `python common.py bench` to measure how fast recordings are read (decode + resize, frames/s), and
+`python common.py bench-model --kind policy --preset 1x` for a network's forward and training speed.
 """
 
 import argparse
 import dataclasses
 import json
+import math
 import os
+import pickle
 import time
 import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The action space (VPT §2, Appendix D; vpt-facts.md §1)
@@ -609,6 +616,641 @@ def write_contractor_episode(video_path, frames, actions, gui_open=None, cursor=
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# The networks (VPT §4.1, Appendix H; vpt-facts.md §3)
+# ---------------------------------------------------------------------------------------------------------------------
+# One network family serves both models. A frame goes through an ImpalaCNN to a vector; a stack of transformer blocks
+# mixes the vectors of neighbouring frames; heads turn each frame's vector into action probabilities.
+# - The policy (VPT §4.1) is causal: frame t attends to itself and the 127 frames before it, carried across chunks
+#   in a key/value memory, so it can act in real time.
+# - The IDM (VPT §3.1, Fig. 2) is non-causal: a 3-D convolution first mixes each pixel over frames t-2..t+2, and its
+#   attention sees the whole clip, past and future. Knowing what happened next makes labelling actions easy.
+# Module and parameter names are OpenAI's (`img_process.cnn.stacks.0.firstconv.layer.weight`, `pi_head.buttons.
+# linear_layer.weight`, ...), so their released .weights load by name with no renaming table.
+
+
+def _fan_in_(layer, scale=1.0):
+    """OpenAI's init: each output unit's weight vector rescaled to L2 norm `scale`, bias zero."""
+    with torch.no_grad():
+        w = layer.weight
+        w.mul_(scale / torch.linalg.vector_norm(w, dim=tuple(range(1, w.ndim)), keepdim=True))
+        if layer.bias is not None:
+            layer.bias.zero_()
+
+
+class FanInLayer(nn.Module):
+    """Normalise the input, then a conv or linear layer, then ReLU (OpenAI's FanInInitReLULayer). The layer has a
+    bias only when there is no norm before it."""
+
+    def __init__(self, inchan, outchan, kind="linear", norm=None, groups=1, init_scale=1.0, activation=True,
+                 **layer_kwargs):
+        super().__init__()
+        if norm == "group":
+            self.norm = nn.GroupNorm(groups, inchan)
+        elif norm == "layer":
+            self.norm = nn.LayerNorm(inchan)
+        else:
+            self.norm = None
+        layer = {"conv": nn.Conv2d, "conv3d": nn.Conv3d, "linear": nn.Linear}[kind]
+        self.layer = layer(inchan, outchan, bias=self.norm is None, **layer_kwargs)
+        _fan_in_(self.layer, init_scale)
+        self.activation = activation
+
+    def forward(self, x):
+        if self.norm is not None:
+            x = self.norm(x)
+        x = self.layer(x)
+        return F.relu(x, inplace=True) if self.activation else x  # in place: the layer output has no other use
+
+
+class CnnBasicBlock(nn.Module):
+    """x + conv(conv(x)), each conv with a GroupNorm before it: a residual block of the IMPALA CNN."""
+
+    def __init__(self, chan, init_scale, groups):
+        super().__init__()
+        s = math.sqrt(init_scale)
+        self.conv0 = FanInLayer(chan, chan, "conv", "group", groups, s, kernel_size=3, padding=1)
+        self.conv1 = FanInLayer(chan, chan, "conv", "group", groups, s, kernel_size=3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv1(self.conv0(x))
+
+
+class CnnDownStack(nn.Module):
+    """conv -> 3x3 max-pool with stride 2 (halves height and width) -> GroupNorm -> 2 residual blocks."""
+
+    def __init__(self, inchan, outchan, nblock, init_scale, first_conv_norm, groups, post_pool_groups):
+        super().__init__()
+        self.firstconv = FanInLayer(inchan, outchan, "conv", "group" if first_conv_norm else None, groups,
+                                    kernel_size=3, padding=1)
+        self.n = nn.GroupNorm(post_pool_groups, outchan) if post_pool_groups else None
+        self.blocks = nn.ModuleList(CnnBasicBlock(outchan, init_scale / math.sqrt(nblock), groups)
+                                    for _ in range(nblock))
+
+    def forward(self, x):
+        x = F.max_pool2d(self.firstconv(x), kernel_size=3, stride=2, padding=1)
+        if self.n is not None:
+            x = self.n(x)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class ImpalaCNN(nn.Module):
+    """The IMPALA ResNet (Espeholt et al. 2018) as VPT widens it: three down-stacks of width (16, 32, 32) x
+    impala_width, then a dense layer to 256. 128x128 pixels become 16x16 after the three halvings."""
+
+    def __init__(self, inshape, chans, outsize, nblock=2, groups=1, first_conv_norm=False, post_pool_groups=1):
+        super().__init__()
+        h, w, c = inshape
+        self.stacks = nn.ModuleList()
+        for i, outchan in enumerate(chans):
+            # the very first conv of the policy sees raw pixels / 255 and has no norm; every other conv has one
+            self.stacks.append(CnnDownStack(c, outchan, nblock, math.sqrt(len(chans)),
+                                            first_conv_norm if i == 0 else True, groups, post_pool_groups))
+            c, h, w = outchan, (h + 1) // 2, (w + 1) // 2
+        self.dense = FanInLayer(c * h * w, outsize, "linear", "layer", init_scale=1.4)
+
+    def forward(self, x):  # (N, C, H, W) float
+        for stack in self.stacks:
+            x = stack(x)
+        return self.dense(x.flatten(1))  # flattened in (C, H, W) order, as OpenAI's weights expect
+
+
+class ImgObsProcess(nn.Module):
+    def __init__(self, inshape, chans, hidsize, groups, first_conv_norm, post_pool_groups):
+        super().__init__()
+        self.cnn = ImpalaCNN(inshape, chans, 256, 2, groups, first_conv_norm, post_pool_groups)
+        self.linear = FanInLayer(256, hidsize, "linear", "layer")
+
+    def forward(self, x):
+        return self.linear(self.cnn(x))
+
+
+class SelfAttentionLayer(nn.Module):
+    """Multi-head self-attention with VPT's relative-position bias, over the current chunk and a memory of past keys
+    and values (OpenAI's xf.SelfAttentionLayer; it lives at `r.orc_block` in their state dicts).
+
+    Two details matter for their weights to compute what they were trained to compute:
+    - logits are scaled by 1/head_dim, not 1/sqrt(head_dim) (the "muP" factor);
+    - the bias of query q on key k is sum_n R[q, n] * b_nd[n, q - k] for 0 <= q - k < maxlen: 10 learned basis
+      functions over the time offset, mixed by 10 weights the query itself computes (r_layer). There are no absolute
+      positions anywhere in the model.
+    """
+
+    N_BASIS = 10
+
+    def __init__(self, hidsize, heads, maxlen, init_scale):
+        super().__init__()
+        s = math.sqrt(init_scale)
+        self.heads, self.maxlen = heads, maxlen
+        self.q_layer = nn.Linear(hidsize, hidsize)
+        self.k_layer = nn.Linear(hidsize, hidsize, bias=False)
+        self.v_layer = nn.Linear(hidsize, hidsize, bias=False)
+        self.proj_layer = nn.Linear(hidsize, hidsize)
+        self.r_layer = nn.Linear(hidsize, self.N_BASIS * heads)
+        for layer, scale in ((self.q_layer, 0.1), (self.k_layer, 0.2), (self.v_layer, s), (self.proj_layer, s),
+                             (self.r_layer, 0.1)):
+            _fan_in_(layer, scale)
+        self.b_nd = nn.Parameter(torch.randn(self.N_BASIS, maxlen) * 0.2)  # (basis, time offset)
+
+    def relative_bias(self, x, n_keys):
+        """(B, heads, t, n_keys) additive logits; the t queries are the last t of the n_keys positions."""
+        b, t, _ = x.shape
+        r = self.r_layer(x).view(b, t, self.heads, self.N_BASIS).float()  # head-major, as OpenAI lays it out
+        by_offset = torch.einsum("bthn,nd->bhtd", r, self.b_nd.float())  # (B, h, t, maxlen)
+        q_pos = n_keys - t + torch.arange(t, device=x.device)
+        offset = q_pos[:, None] - torch.arange(n_keys, device=x.device)[None, :]  # (t, T): how far back each key is
+        inside = (offset >= 0) & (offset < self.maxlen)
+        bias = torch.gather(by_offset, 3, offset.clamp(0, self.maxlen - 1).expand(b, self.heads, t, n_keys))
+        return bias * inside
+
+    def forward(self, x, allowed, memory):
+        """x (B, t, H) normalised input; allowed (B, t, T) bool or None; memory (K, V) each (B, maxlen, H) or None.
+        Returns the attention output (B, t, H) and the new memory."""
+        b, t, hid = x.shape
+        q, k, v = self.q_layer(x), self.k_layer(x), self.v_layer(x)
+        if memory is not None:
+            k = torch.cat([memory[0], k], dim=1)  # (B, T = maxlen + t, H)
+            v = torch.cat([memory[1], v], dim=1)
+            memory = (k[:, -self.maxlen:], v[:, -self.maxlen:])  # keep the last maxlen frames for the next chunk
+        n_keys, d = k.shape[1], hid // self.heads
+
+        def split(z):  # (B, T, H) -> (B, heads, T, head_dim)
+            return z.view(b, -1, self.heads, d).transpose(1, 2)
+
+        bias = self.relative_bias(x, n_keys) if self.maxlen > 0 else None
+        if allowed is not None:
+            blocked = torch.zeros_like(allowed, dtype=bias.dtype if bias is not None else torch.float32)
+            blocked = blocked.masked_fill(~allowed, -1e9)[:, None]  # (B, 1, t, T)
+            bias = blocked if bias is None else bias + blocked
+        if bias is not None:
+            bias = bias.to(q.dtype)
+        out = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=bias, scale=1.0 / d)
+        return self.proj_layer(out.transpose(1, 2).reshape(b, t, hid)), memory
+
+
+class MaskedAttention(nn.Module):
+    """Which frames may see which (OpenAI's MaskedAttention; its attention layer is `orc_block`).
+
+    "clipped_causal" (the policy): frame i sees itself and the maxlen-1 frames before it, wherever it sits in the
+    chunk, and nothing from before the start of its episode: `first` marks episode starts, and the memory carries a
+    mask of which remembered frames still belong to the current episode. OpenAI's code allows `first` only on a chunk's
+    first frame; here it may fall anywhere (an RL rollout may hold several episodes), and where it is only on the first
+    frame the two agree.
+    "none" (the IDM): every frame of the clip sees every other; no memory (maxlen = 0).
+    """
+
+    def __init__(self, hidsize, heads, memory_size, timesteps, mask_style, init_scale):
+        super().__init__()
+        self.maxlen = memory_size - timesteps
+        self.causal = mask_style == "clipped_causal"
+        if self.causal and self.maxlen <= 0:
+            raise ValueError("a causal transformer needs attention_memory_size > timesteps")
+        self.orc_block = SelfAttentionLayer(hidsize, heads, self.maxlen, init_scale)
+
+    def initial_state(self, batch_size, device=None, dtype=torch.float32):
+        if self.maxlen == 0:
+            return None
+        hid = self.orc_block.q_layer.in_features
+        empty = torch.zeros(batch_size, self.maxlen, hid, device=device, dtype=dtype)
+        # (which remembered frames are in the current episode: none yet, keys, values)
+        return torch.zeros(batch_size, self.maxlen, dtype=torch.bool, device=device), empty, empty.clone()
+
+    def forward(self, x, first, state):
+        if not self.causal:
+            return self.orc_block(x, None, None)[0], state
+        in_episode, k_mem, v_mem = state
+        t, n_keys = x.shape[1], self.maxlen + x.shape[1]
+        # episode segment of each chunk frame: it goes up by one at every episode start
+        segment = first.long().cumsum(dim=1)  # (B, t)
+        offset = (n_keys - t + torch.arange(t, device=x.device))[:, None] - torch.arange(n_keys, device=x.device)
+        window = (offset >= 0) & (offset < self.maxlen)  # (t, T): itself and the maxlen - 1 frames before
+        see_memory = (segment == 0)[:, :, None] & in_episode[:, None, :]  # (B, t, maxlen)
+        see_chunk = segment[:, :, None] == segment[:, None, :]  # (B, t, t), same episode
+        allowed = torch.cat([see_memory, see_chunk], dim=2) & window
+        out, (k_mem, v_mem) = self.orc_block(x, allowed, (k_mem, v_mem))
+        # remembered frames stay valid if no episode started in this chunk; chunk frames if in its last episode
+        keep = torch.cat([in_episode & (segment[:, -1:] == 0), segment == segment[:, -1:]], dim=1)
+        return out, (keep[:, -self.maxlen:], k_mem, v_mem)
+
+
+class TransformerBlock(nn.Module):
+    """LayerNorm -> masked attention -> residual MLP. OpenAI's quirk, kept: the attention's residual connection is
+    taken around the *normalised* input (x = LN(x) + Attn(LN(x))), because their attention layer adds its own input."""
+
+    def __init__(self, hidsize, heads, memory_size, timesteps, mask_style, pointwise_ratio, init_scale):
+        super().__init__()
+        s = init_scale * 2**-0.5  # two residual branches per block
+        self.pre_r_ln = nn.LayerNorm(hidsize)
+        self.r = MaskedAttention(hidsize, heads, memory_size, timesteps, mask_style, s)
+        self.mlp0 = FanInLayer(hidsize, hidsize * pointwise_ratio, "linear", "layer")
+        self.mlp1 = FanInLayer(hidsize * pointwise_ratio, hidsize, "linear", init_scale=s, activation=False)
+
+    def forward(self, x, first, state):
+        x = self.pre_r_ln(x)
+        attended, state = self.r(x, first, state)
+        x = x + attended
+        return x + self.mlp1(self.mlp0(x)), state
+
+
+class ResidualTransformer(nn.Module):
+    def __init__(self, n_block, **block_kwargs):
+        super().__init__()
+        self.blocks = nn.ModuleList(TransformerBlock(init_scale=n_block**-0.5, **block_kwargs) for _ in range(n_block))
+
+    def forward(self, x, first, state):
+        new_state = []
+        for block, s in zip(self.blocks, state):
+            x, s = block(x, first, s)
+            new_state.append(s)
+        return x, new_state
+
+
+class CategoricalHead(nn.Module):
+    """Logits -> log-probabilities of one categorical (or a few, `shape`), divided by a temperature first."""
+
+    def __init__(self, hidsize, shape, n, temperature=1.0):
+        super().__init__()
+        self.shape, self.n, self.temperature = tuple(shape), n, temperature
+        # PyTorch's default init, as in OpenAI's public code (their heads' reset_parameters is never called)
+        self.linear_layer = nn.Linear(hidsize, int(np.prod(shape)) * n)
+
+    def forward(self, x):
+        logits = self.linear_layer(x).view(*x.shape[:-1], *self.shape, self.n) / self.temperature
+        return F.log_softmax(logits.float(), dim=-1)
+
+
+class EwmaNormalizer(nn.Module):
+    """Running mean and variance of the value targets (OpenAI's NormalizeEwma, beta 0.99999): the value head predicts
+    normalised returns, so that its loss scale does not drift as rewards grow during RL."""
+
+    def __init__(self, beta=0.99999, eps=1e-5):
+        super().__init__()
+        self.beta, self.eps = beta, eps
+        self.register_buffer("running_mean", torch.zeros(1))
+        self.register_buffer("running_mean_sq", torch.zeros(1))
+        self.register_buffer("debiasing_term", torch.zeros(()))
+
+    def mean_std(self):
+        debias = self.debiasing_term.clamp(min=self.eps)
+        mean = self.running_mean / debias
+        var = (self.running_mean_sq / debias - mean**2).clamp(min=1e-2)
+        return mean, var.sqrt()
+
+    @torch.no_grad()
+    def update(self, x):
+        x = x.float()
+        self.running_mean.mul_(self.beta).add_(x.mean() * (1 - self.beta))
+        self.running_mean_sq.mul_(self.beta).add_((x**2).mean() * (1 - self.beta))
+        self.debiasing_term.mul_(self.beta).add_(1 - self.beta)
+
+    def normalize(self, x):
+        mean, std = self.mean_std()
+        return (x - mean) / std
+
+    def denormalize(self, x):
+        mean, std = self.mean_std()
+        return x * std + mean
+
+
+class ValueHead(nn.Module):
+    def __init__(self, hidsize):
+        super().__init__()
+        self.linear = nn.Linear(hidsize, 1)
+        self.normalizer = EwmaNormalizer()
+
+    def forward(self, x):
+        return self.linear(x)[..., 0]  # normalised value, (B, T)
+
+
+# OpenAI's network arguments, shared by every released model (vpt-facts.md §3.5)
+_COMMON_NET_ARGS = dict(
+    impala_chans=[16, 32, 32], impala_kwargs={"post_pool_groups": 1},
+    init_norm_kwargs={"batch_norm": False, "group_norm_groups": 1}, pointwise_ratio=4, use_pointwise_layer=True,
+    pointwise_use_activation=False, recurrence_type="transformer", recurrence_is_residual=True, only_img_input=True,
+    use_pre_lstm_ln=False,
+)
+# The scale dial. toy fits a 2-core laptop (64x64 frames, as toycraft renders them); 1x/2x/3x are the released
+# foundation models and 4x the released IDM (hidsize, impala_width, heads, layers, memory, timesteps).
+PRESETS = {
+    "policy": {
+        "toy": dict(img_shape=[64, 64, 3], hidsize=256, impala_width=1, attention_heads=4, n_recurrence_layers=2,
+                    attention_memory_size=64, timesteps=32),
+        "1x": dict(img_shape=[128, 128, 3], hidsize=1024, impala_width=4, attention_heads=8, n_recurrence_layers=4,
+                   attention_memory_size=256, timesteps=128),
+        "2x": dict(img_shape=[128, 128, 3], hidsize=2048, impala_width=8, attention_heads=16, n_recurrence_layers=4,
+                   attention_memory_size=256, timesteps=128),
+        "3x": dict(img_shape=[128, 128, 3], hidsize=3072, impala_width=12, attention_heads=24, n_recurrence_layers=4,
+                   attention_memory_size=256, timesteps=128),
+    },
+    "idm": {
+        "toy": dict(img_shape=[64, 64, 16], hidsize=256, impala_width=1, attention_heads=4, n_recurrence_layers=2,
+                    attention_memory_size=32, timesteps=32,
+                    conv3d_params={"inchan": 3, "outchan": 16, "kernel_size": [5, 1, 1], "padding": [2, 0, 0]}),
+        "4x": dict(img_shape=[128, 128, 128], hidsize=4096, impala_width=16, attention_heads=32, n_recurrence_layers=2,
+                   attention_memory_size=128, timesteps=128,
+                   conv3d_params={"inchan": 3, "outchan": 128, "kernel_size": [5, 1, 1], "padding": [2, 0, 0]}),
+    },
+}
+
+
+def preset_args(kind, preset, **overrides):
+    """Full OpenAI-style network arguments for a preset, with single values overridden."""
+    if preset not in PRESETS[kind]:
+        raise ValueError(f"unknown {kind} preset {preset!r}; choose from {list(PRESETS[kind])}")
+    mask = "clipped_causal" if kind == "policy" else "none"
+    return {**_COMMON_NET_ARGS, "attention_mask_style": mask, **PRESETS[kind][preset], **overrides}
+
+
+class VPTNet(nn.Module):
+    """The trunk shared by policy and IDM (OpenAI's MinecraftPolicy / InverseActionNet), built from OpenAI's network
+    arguments as they appear in their .model files."""
+
+    def __init__(self, args):
+        super().__init__()
+        hid = args["hidsize"]
+        groups = args.get("init_norm_kwargs", {}).get("group_norm_groups") or 1
+        if args.get("init_norm_kwargs", {}).get("batch_norm"):
+            raise ValueError("batch_norm networks are not supported (no released VPT model uses them)")
+        conv3d = args.get("conv3d_params")
+        self.is_idm = conv3d is not None
+        if conv3d is not None:
+            # VPT §3.1: the IDM's first layer mixes each pixel over 5 neighbouring frames (kernel (5, 1, 1))
+            self.conv3d_layer = FanInLayer(conv3d["inchan"], conv3d["outchan"], "conv3d",
+                                           kernel_size=tuple(conv3d["kernel_size"]), padding=tuple(conv3d["padding"]))
+        chans = [int(args.get("impala_width", 1) * c) for c in args.get("impala_chans", [16, 32, 32])]
+        self.img_process = ImgObsProcess(args["img_shape"], chans, hid, groups,
+                                         first_conv_norm=self.is_idm,  # with a 3-D conv before it, every conv is normed
+                                         post_pool_groups=args.get("impala_kwargs", {}).get("post_pool_groups"))
+        self.pre_lstm_ln = nn.LayerNorm(hid) if args.get("use_pre_lstm_ln", True) else None
+        self.recurrent_layer = ResidualTransformer(
+            args["n_recurrence_layers"], hidsize=hid, heads=args["attention_heads"],
+            memory_size=args["attention_memory_size"], timesteps=args["timesteps"],
+            mask_style=args.get("attention_mask_style", "clipped_causal"), pointwise_ratio=args.get("pointwise_ratio", 4))
+        self.lastlayer = FanInLayer(hid, hid, "linear", "layer")
+        self.final_ln = nn.LayerNorm(hid)
+
+    def initial_state(self, batch_size, device=None):
+        return [block.r.initial_state(batch_size, device) for block in self.recurrent_layer.blocks]
+
+    def forward(self, frames, first, state):
+        b, t = frames.shape[:2]
+        x = frames.float() / 255.0  # (B, T, H, W, 3)
+        if self.is_idm:
+            x = self.conv3d_layer(x.permute(0, 4, 1, 2, 3))  # (B, C, T, H, W): convolve over time
+            x = x.permute(0, 2, 1, 3, 4).reshape(b * t, *x.shape[1:2], *x.shape[3:])  # (B*T, C, H, W)
+        else:
+            x = x.reshape(b * t, *x.shape[2:]).permute(0, 3, 1, 2)  # (B*T, 3, H, W)
+        x = self.img_process(x).view(b, t, -1)  # (B, T, hidsize)
+        if self.pre_lstm_ln is not None and not self.is_idm:  # OpenAI's IDM builds this norm but never applies it
+            x = self.pre_lstm_ln(x)
+        x, state = self.recurrent_layer(x, first, state)
+        x = F.relu(x)
+        # OpenAI's IDM computes lastlayer and throws it away (final_ln is applied to its input); their released IDM
+        # was trained that way, so we skip lastlayer for the IDM too (vpt-facts.md §3.7)
+        if not self.is_idm:
+            x = self.lastlayer(x)
+        return self.final_ln(x), state
+
+
+class VPTModel(nn.Module):
+    """A VPT policy or IDM with one calling convention:
+
+        pi, value, state = model(frames, first, state)
+
+    frames uint8 (B, T, H, W, 3) RGB; first bool (B, T), True where an episode starts; state from
+    model.initial_state(B) or the previous call. pi holds log-probabilities:
+    policy: {"buttons": (B, T, 8641), "camera": (B, T, 121)}, value (B, T) (normalised; see value_head.normalizer);
+    IDM:    {"buttons": (B, T, 20, 2), "camera": (B, T, 2, 11)}, value None.
+    """
+
+    def __init__(self, kind, net_args, temperature=1.0):
+        super().__init__()
+        self.kind, self.net_args, self.temperature = kind, net_args, float(temperature)
+        self.net = VPTNet(net_args)
+        hid = net_args["hidsize"]
+        if kind == "idm":
+            # the IDM predicts the factored action: 20 independent buttons, 2 independent camera axes (VPT §3.1)
+            heads = {"buttons": CategoricalHead(hid, (len(BUTTONS),), 2, temperature),
+                     "camera": CategoricalHead(hid, (2,), N_CAMERA_BINS, temperature)}
+            self.value_head = None
+        else:
+            # the policy predicts the joint classes of the hierarchical action space (VPT Appendix D.2)
+            heads = {"buttons": CategoricalHead(hid, (1,), N_BUTTON_CLASSES, temperature),
+                     "camera": CategoricalHead(hid, (1,), N_CAMERA_CLASSES, temperature)}
+            self.value_head = ValueHead(hid)
+        self.pi_head = nn.ModuleDict(heads)
+
+    def initial_state(self, batch_size, device=None):
+        return self.net.initial_state(batch_size, device)
+
+    def forward(self, frames, first, state):
+        latent, state = self.net(frames, first, state)
+        pi = {name: head(latent) for name, head in self.pi_head.items()}
+        if self.kind == "policy":
+            pi = {name: logp[..., 0, :] for name, logp in pi.items()}  # drop OpenAI's singleton action dim
+            return pi, self.value_head(latent), state
+        return pi, None, state
+
+
+def make_model(kind, preset="toy", temperature=1.0, **overrides):
+    """A fresh policy or IDM from a preset (see PRESETS), single network arguments overridden."""
+    return VPTModel(kind, preset_args(kind, preset, **overrides), temperature)
+
+
+def count_parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def idm_windows(n_frames, window):
+    """How the IDM labels a video longer than its window (VPT §3.3): windows of `window` frames overlapping by half,
+    and each frame labelled by the window whose centre is nearest, i.e. where it has the most context on both sides.
+    (The paper is reported to run 128-frame windows with stride 64 and keep the middle 64 predictions; nearest-centre
+    is the same rule, extended to the video's ends.) Returns [(start, keep_from, keep_to)]: each window covers
+    frames start..start+window-1 and labels keep_from..keep_to-1; together they label every frame exactly once."""
+    if n_frames <= window:
+        return [(0, 0, n_frames)]
+    starts = list(range(0, n_frames - window + 1, max(window // 2, 1)))
+    if starts[-1] != n_frames - window:
+        starts.append(n_frames - window)  # the last window ends with the video
+    centres = [s + window / 2 for s in starts]
+    cuts = [0] + [math.ceil((a + b) / 2) for a, b in zip(centres, centres[1:])] + [n_frames]
+    return [(s, cuts[k], cuts[k + 1]) for k, s in enumerate(starts)]
+
+
+@torch.no_grad()
+def idm_predict(model, frames, window=None, batch_size=8, device="cpu", autocast=False):
+    """Label every frame of a video with the IDM's most likely action.
+
+    frames: (N, H, W, 3) uint8 (numpy or torch). Returns {"buttons": int64 (N, 20), "camera": int64 (N, 2) bins}.
+    """
+    window = window or model.net_args["timesteps"]
+    frames = torch.as_tensor(frames)
+    n = len(frames)
+    buttons = torch.zeros(n, len(BUTTONS), dtype=torch.int64)
+    camera = torch.zeros(n, 2, dtype=torch.int64)
+    plan = idm_windows(n, window)
+    model.eval()
+    for i in range(0, len(plan), batch_size):
+        group = plan[i:i + batch_size]
+        length = min(window, n)
+        clips = torch.stack([frames[s:s + length] for s, _, _ in group]).to(device)  # (b, window, H, W, 3)
+        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=autocast):
+            pi, _, _ = model(clips, torch.zeros(clips.shape[:2], dtype=torch.bool, device=device),
+                             model.initial_state(len(group), device))
+        for k, (s, lo, hi) in enumerate(group):
+            buttons[lo:hi] = pi["buttons"][k, lo - s:hi - s].argmax(-1).cpu()
+            camera[lo:hi] = pi["camera"][k, lo - s:hi - s].argmax(-1).cpu()
+    return {"buttons": buttons, "camera": camera}
+
+
+def idm_targets(actions):
+    """A MineRL action dict of arrays (T,) -> the IDM's targets: buttons int64 (T, 20) in BUTTONS order, camera bins
+    int64 (T, 2) (pitch, yaw)."""
+    buttons = np.stack([np.asarray(actions[b]) != 0 for b in BUTTONS], axis=1).astype(np.int64)
+    return torch.from_numpy(buttons), torch.from_numpy(quantize_camera(actions["camera"]))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Checkpoints: ours, and OpenAI's released .model + .weights
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class ModelFileError(ValueError):
+    """A model or checkpoint file that cannot be used. The message names the file and what is wrong."""
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Unpickles plain data only. A pickle can run any code when it is loaded, so OpenAI's .model files (a pickled
+    dict of network arguments) are read with an unpickler that builds dicts, lists, tuples, strings, numbers and
+    OrderedDicts, and refuses every other object a file asks for, before anything runs."""
+
+    ALLOWED = {("collections", "OrderedDict")}
+
+    def __init__(self, file, path):
+        super().__init__(file)
+        self.path = path
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise ModelFileError(f"{self.path}: refused: it asks to load the Python object {module}.{name}; a .model file "
+                             f"holds plain data only (dicts, lists, numbers, strings), so it is not a VPT model file "
+                             f"or it has been tampered with")
+
+    def persistent_load(self, pid):
+        raise ModelFileError(f"{self.path}: refused: not a plain pickle (it refers to external objects)")
+
+
+def read_model_file(path):
+    """OpenAI's .model file -> (kind "policy" or "idm", network arguments, head options)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            spec = _PlainUnpickler(f, path).load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+        if isinstance(e, ModelFileError):
+            raise
+        raise ModelFileError(f"{path}: not a readable .model pickle ({e})") from None
+    try:
+        net_args = dict(spec["model"]["args"]["net"]["args"])
+        head_opts = dict(spec["model"]["args"].get("pi_head_opts") or {})
+    except (KeyError, TypeError):
+        raise ModelFileError(f"{path}: no network arguments at model.args.net.args (not a VPT .model file)") from None
+    function = str(spec["model"].get("function", "")) + str(spec["model"]["args"]["net"].get("function", ""))
+    kind = "idm" if net_args.get("conv3d_params") or "inverse_action" in function else "policy"
+    return kind, net_args, head_opts
+
+
+def load_openai_model(model_path, weights_path):
+    """Build the network an OpenAI .model file describes and load its .weights, strictly.
+
+    Policy weight files may also hold an auxiliary value head from PPG training (aux_value_head.*); it is not part of
+    the model and is left out. Any other missing, extra or misshapen tensor is an error naming the file and tensor.
+    """
+    kind, net_args, head_opts = read_model_file(model_path)
+    # OpenAI's agent defaults the temperature to 2 for policies when the file does not say (vpt-facts.md §3.4)
+    temperature = float(head_opts.get("temperature", 2.0 if kind == "policy" else 1.0))
+    model = VPTModel(kind, net_args, temperature)
+    try:
+        weights = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as e:  # weights_only refuses pickled code with its own error types
+        raise ModelFileError(f"{weights_path}: not a plain torch state dict ({type(e).__name__}: {e})") from None
+    weights = {k: v for k, v in weights.items() if not k.startswith("aux_value_head.")}
+    _load_state(model, weights, weights_path, f"the {kind} that {Path(model_path).name} describes")
+    return model
+
+
+def _load_state(model, state, path, what):
+    ours = model.state_dict()
+    missing = sorted(set(ours) - set(state))
+    unexpected = sorted(set(state) - set(ours))
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(ours[k].shape)}" for k in ours
+             if k in state and tuple(state[k].shape) != tuple(ours[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            parts.append(f"{len(wrong)} tensors of the wrong shape (first: {wrong[0]})")
+        if missing:
+            parts.append(f"{len(missing)} tensors missing (first: {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (first: {unexpected[0]})")
+        raise ModelFileError(f"{path}: does not fit {what}: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def save_checkpoint(path, model, optimizer=None, args=None, step=0, **extra):
+    """{model config, weights, optimizer, args, step} to `path`, written to a temporary file first and renamed, so
+    that an interrupted save never destroys the previous checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "kind": model.kind, "net_args": model.net_args, "temperature": model.temperature,
+        "model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in (vars(args) if args is not None else {}).items()},
+        "step": int(step), **extra,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path):
+    """Our checkpoint -> its dict (weights_only: no code runs). The model is rebuilt with build_model(ckpt)."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelFileError(f"{path}: not a readable nanoVPT checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or "net_args" not in ckpt or "model" not in ckpt:
+        raise ModelFileError(f"{path}: not a nanoVPT checkpoint (no network arguments or weights in it)")
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def build_model(ckpt):
+    model = VPTModel(ckpt["kind"], ckpt["net_args"], ckpt.get("temperature", 1.0))
+    _load_state(model, ckpt["model"], ckpt.get("path", "checkpoint"), f"the {ckpt['kind']} it describes")
+    return model
+
+
+def load_model(path, kind=None):
+    """Any model the stages accept for --init: our checkpoint (.pt), or OpenAI's .model with its .weights beside it
+    (or the .weights with the .model beside it). Checks the kind (policy or idm) if one is asked for."""
+    path = Path(path)
+    if path.suffix in (".model", ".weights"):
+        model = load_openai_model(path.with_suffix(".model"), path.with_suffix(".weights"))
+    else:
+        model = build_model(load_checkpoint(path))
+    if kind is not None and model.kind != kind:
+        raise ModelFileError(f"{path}: holds a {model.kind}, but a {kind} is needed here")
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Benchmark: how fast recordings are read
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -670,15 +1312,60 @@ def bench(args):
     print("frames/s, medians; the baseline decodes and resizes only (no jsonl, no cursor)")
 
 
+def bench_model(args):
+    """Frames/s of a model's forward pass (inference, memory carried) and of a training step (forward + backward)."""
+    device = torch.device(args.device)
+    model = make_model(args.kind, args.preset).to(device)
+    h, w = model.net_args["img_shape"][:2]
+    t = args.timesteps or model.net_args["timesteps"]
+    x = torch.randint(0, 256, (args.batch, t, h, w, 3), dtype=torch.uint8, device=device)
+    first = torch.zeros(args.batch, t, dtype=torch.bool, device=device)
+    print(f"{args.kind} {args.preset} ({count_parameters(model) / 1e6:.1f}M parameters), batch {args.batch} x {t} "
+          f"frames of {h}x{w}, {device}, {torch.get_num_threads()} threads, median of {args.repeats}")
+
+    def timed(fn):
+        times = []
+        for _ in range(args.repeats + 1):  # the first run warms up
+            start = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        return args.batch * t / np.median(times[1:])
+
+    def forward():
+        with torch.no_grad():
+            model.eval()
+            model(x, first, model.initial_state(args.batch, device))
+
+    def train_step():
+        model.train()
+        pi, _, _ = model(x, first, model.initial_state(args.batch, device))
+        (pi["buttons"].mean() + pi["camera"].mean()).backward()
+        model.zero_grad(set_to_none=True)
+
+    print(f"  forward        {timed(forward):9.1f} frames/s")
+    print(f"  training step  {timed(train_step):9.1f} frames/s")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("bench", help="frames/s of reading contractor recordings")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--smoke", action="store_true", help="short recordings, for tests")
+    p = sub.add_parser("bench-model", help="frames/s of a model's forward pass and training step")
+    p.add_argument("--kind", default="policy", choices=["policy", "idm"])
+    p.add_argument("--preset", default="toy")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--timesteps", type=int, default=None, help="frames per chunk (default: the preset's)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if args.command == "bench":
         bench(args)
+    elif args.command == "bench-model":
+        bench_model(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,104 @@
+"""The IDM's pieces: labelling windows and their stitching, the loss, the metrics, and learning on a tiny problem."""
+
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import common as c
+from conftest import ROOT
+
+
+def load_stage(name):
+    """Stage scripts start with a digit, so they are loaded from their path rather than imported by name."""
+    spec = importlib.util.spec_from_file_location(name.replace(".py", "").lstrip("0123456789_"), ROOT / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+idm_stage = load_stage("01_idm.py")
+
+
+@pytest.mark.parametrize("n, window", [(1, 8), (8, 8), (9, 8), (100, 32), (128, 128), (1000, 128), (130, 128)])
+def test_windows_label_every_frame_once_from_the_nearest_centre(n, window):
+    plan = c.idm_windows(n, window)
+    labelled = np.zeros(n, dtype=int)
+    for start, lo, hi in plan:
+        assert 0 <= start and start + min(window, n) <= n  # windows lie inside the video
+        assert start <= lo <= hi <= start + window  # a window only labels frames it sees
+        labelled[lo:hi] += 1
+        centre = start + min(window, n) / 2
+        for i in range(lo, hi):
+            # no other window has its centre closer to frame i (by more than half a frame: ties go either way)
+            nearest = min(abs(s + min(window, n) / 2 - (i + 0.5)) for s, _, _ in plan)
+            assert abs(centre - (i + 0.5)) <= nearest + 0.5
+    assert (labelled == 1).all()
+
+
+def test_windows_of_the_paper():
+    # 128-frame windows with stride 64: inner windows keep their middle 64 frames
+    plan = c.idm_windows(512, 128)
+    assert [s for s, _, _ in plan] == [0, 64, 128, 192, 256, 320, 384]
+    assert plan[1][1:] == (96, 160) and plan[0][1:] == (0, 96) and plan[-1][1:] == (416, 512)
+
+
+def test_idm_loss_by_hand():
+    # one frame: every button 50/50 and every camera bin uniform -> NLL = 20 ln 2 + 2 ln 11
+    pi = {"buttons": torch.full((1, 1, 20, 2), math.log(0.5)), "camera": torch.full((1, 1, 2, 11), -math.log(11))}
+    buttons = torch.zeros(1, 1, 20, dtype=torch.int64)
+    camera = torch.full((1, 1, 2), 5, dtype=torch.int64)
+    loss, nll_b, nll_c = idm_stage.idm_loss(pi, buttons, camera)
+    assert loss.item() == pytest.approx(20 * math.log(2) + 2 * math.log(11), rel=1e-6)
+    # certain and right on the buttons: their part of the loss vanishes
+    pi["buttons"] = torch.log(torch.tensor([1.0 - 1e-7, 1e-7])).expand(1, 1, 20, 2)
+    assert idm_stage.idm_loss(pi, buttons, camera)[1] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_button_scores_and_r2_by_hand():
+    true = torch.tensor([[1, 0], [1, 0], [0, 0], [0, 0]])
+    pred = torch.tensor([[1, 0], [0, 0], [1, 0], [0, 0]])
+    accuracy, f1 = idm_stage.button_scores(pred, true)
+    assert accuracy.tolist() == [0.5, 1.0]
+    assert f1[0].item() == pytest.approx(0.5)  # tp 1, fp 1, fn 1
+    assert torch.isnan(f1[1])  # never pressed, never predicted
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert idm_stage.r2_score(x, x) == 1.0 and idm_stage.r2_score(torch.full((4,), 2.5), x) == pytest.approx(0.0)
+
+
+def test_split_holds_out_whole_recordings():
+    paths = [f"r{i}.mp4" for i in range(20)]
+    train, held = idm_stage.split_recordings(paths, 0.15, seed=0)
+    assert len(held) == 3 and not set(train) & set(held) and sorted(train + held) == sorted(paths)
+
+
+def test_idm_learns_a_visible_action():
+    # a tiny world: frame brightness jumps when "attack" is pressed between two frames; the IDM must find it
+    torch.manual_seed(0)
+    model = c.make_model("idm", "toy", hidsize=64, attention_heads=2, n_recurrence_layers=1, img_shape=[16, 16, 8],
+                         conv3d_params={"inchan": 3, "outchan": 8, "kernel_size": [5, 1, 1], "padding": [2, 0, 0]})
+    g = torch.Generator().manual_seed(0)
+
+    def batch(n=16, t=16):
+        attack = torch.randint(0, 2, (n, t), generator=g)
+        level = torch.cumsum(attack, 1) * 10 % 250  # the brightness of frame t+1 shows the action at t
+        frames = torch.cat([torch.zeros(n, 1), level[:, :-1]], 1)[..., None, None, None].expand(n, t, 16, 16, 3)
+        buttons = torch.zeros(n, t, 20, dtype=torch.int64)
+        buttons[..., 0] = attack
+        return frames.to(torch.uint8), buttons, torch.full((n, t, 2), 5, dtype=torch.int64)
+
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for _ in range(150):
+        frames, buttons, camera = batch()
+        pi, _, _ = model(frames, torch.zeros(frames.shape[:2], dtype=torch.bool), model.initial_state(16))
+        loss, _, _ = idm_stage.idm_loss(pi, buttons, camera)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    frames, buttons, _ = batch(8)
+    hits = [(c.idm_predict(model, frames[k], window=16)["buttons"][:-1, 0] == buttons[k, :-1, 0]).float().mean()
+            for k in range(8)]
+    # the last frame's action has no next frame to show it; every other one must be read off the video
+    assert torch.stack(hits).mean() > 0.9
