@@ -236,9 +236,10 @@ def train(args, model, train_recs, eval_recs, device, rank, world, log_prefix=""
         net = torch.compile(net)
     if world > 1:
         net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
-    # weight decay on matrices only, not on norms and biases
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    # weight decay on matrices only, not on norms and biases; frozen tensors (kept for OpenAI's layout) not at all
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.ndim >= 2]
+    no_decay = [p for p in trainable if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
 
@@ -273,7 +274,7 @@ def train(args, model, train_recs, eval_recs, device, rank, world, log_prefix=""
         loss, nll_b, nll_c = idm_loss(pi, buttons, camera)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
+        torch.nn.utils.clip_grad_norm_(trainable, args.clip_grad)
         optimizer.step()
         history["step"].append(step)
         history["loss"].append(loss.item())

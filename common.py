@@ -752,6 +752,11 @@ class SelfAttentionLayer(nn.Module):
                              (self.r_layer, 0.1)):
             _fan_in_(layer, scale)
         self.b_nd = nn.Parameter(torch.randn(self.N_BASIS, maxlen) * 0.2)  # (basis, time offset)
+        if maxlen == 0:
+            # without a memory (the IDM) there is no time offset to bias: r_layer and b_nd exist only so that
+            # OpenAI's state dict loads, and are frozen (DistributedDataParallel refuses parameters without gradients)
+            self.r_layer.requires_grad_(False)
+            self.b_nd.requires_grad_(False)
 
     def relative_bias(self, x, n_keys):
         """(B, heads, t, n_keys) additive logits; the t queries are the last t of the n_keys positions."""
@@ -989,6 +994,11 @@ class VPTNet(nn.Module):
             mask_style=args.get("attention_mask_style", "clipped_causal"), pointwise_ratio=args.get("pointwise_ratio", 4))
         self.lastlayer = FanInLayer(hid, hid, "linear", "layer")
         self.final_ln = nn.LayerNorm(hid)
+        if self.is_idm:
+            # built but unused by OpenAI's IDM (see forward): kept for their state dict, frozen
+            self.lastlayer.requires_grad_(False)
+            if self.pre_lstm_ln is not None:
+                self.pre_lstm_ln.requires_grad_(False)
 
     def initial_state(self, batch_size, device=None):
         return [block.r.initial_state(batch_size, device) for block in self.recurrent_layer.blocks]

@@ -77,19 +77,20 @@ def test_split_holds_out_whole_recordings():
 def test_idm_learns_a_visible_action():
     # a tiny world: frame brightness jumps when "attack" is pressed between two frames; the IDM must find it
     torch.manual_seed(0)
-    model = c.make_model("idm", "toy", hidsize=64, attention_heads=2, n_recurrence_layers=1, img_shape=[16, 16, 8],
+    model = c.make_model("idm", "toy", hidsize=64, attention_heads=2, n_recurrence_layers=1, img_shape=[8, 8, 8],
+                         impala_chans=[8, 8, 8],
                          conv3d_params={"inchan": 3, "outchan": 8, "kernel_size": [5, 1, 1], "padding": [2, 0, 0]})
     g = torch.Generator().manual_seed(0)
 
     def batch(n=16, t=16):
         attack = torch.randint(0, 2, (n, t), generator=g)
         level = torch.cumsum(attack, 1) * 10 % 250  # the brightness of frame t+1 shows the action at t
-        frames = torch.cat([torch.zeros(n, 1), level[:, :-1]], 1)[..., None, None, None].expand(n, t, 16, 16, 3)
+        frames = torch.cat([torch.zeros(n, 1), level[:, :-1]], 1)[..., None, None, None].expand(n, t, 8, 8, 3)
         buttons = torch.zeros(n, t, 20, dtype=torch.int64)
         buttons[..., 0] = attack
         return frames.to(torch.uint8), buttons, torch.full((n, t, 2), 5, dtype=torch.int64)
 
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     for _ in range(150):
         frames, buttons, camera = batch()
         pi, _, _ = model(frames, torch.zeros(frames.shape[:2], dtype=torch.bool), model.initial_state(16))

@@ -204,6 +204,15 @@ def test_idm_skips_lastlayer_and_policy_uses_it(policy, idm):
         assert (not torch.allclose(before, after)) == should_change
 
 
+def test_idm_freezes_only_what_it_never_uses(idm):
+    frozen = sorted(n for n, p in idm.named_parameters() if not p.requires_grad)
+    assert frozen and all("lastlayer" in n or "r_layer" in n or "b_nd" in n for n in frozen)
+    model = c.make_model("idm", "toy")
+    pi, _, _ = model(frames(1, 6), no_first(1, 6), model.initial_state(1))
+    (pi["buttons"].mean() + pi["camera"].mean()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters() if p.requires_grad)
+
+
 def test_gradients_reach_every_parameter(policy):
     model = c.make_model("policy", "toy")
     pi, value, _ = model(frames(1, 4), no_first(1, 4), model.initial_state(1))

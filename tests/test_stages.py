@@ -19,3 +19,13 @@ def test_script_runs_or_says_not_implemented(script, tmp_path):
         assert out.returncode == NOT_IMPLEMENTED
     else:
         assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_idm_trains_under_torchrun_with_two_processes(tmp_path):
+    # DistributedDataParallel on CPU (gloo): each rank reads its own recordings; rank 0 evaluates and saves
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          str(ROOT / "01_idm.py"), "--smoke", "--out", str(tmp_path / "runs")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = (tmp_path / "runs" / "metrics.json").read_text()
+    assert '"world_size": 2' in (tmp_path / "runs" / "config.json").read_text() and "button_f1" in metrics
