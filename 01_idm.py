@@ -124,6 +124,12 @@ def setup(args):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def _n_frames(video):
+    """Frames (actions) in a recording: the lines of its jsonl."""
+    with open(Path(video).with_suffix(".jsonl")) as f:
+        return sum(1 for _ in f)
+
+
 def _record(job):
     import toycraft
 
@@ -148,7 +154,7 @@ def ensure_toy_data(args):
             batch = [(args.data, seed + k) for k in range(args.workers)]
             seed += args.workers
             for paths in pool.imap_unordered(_record, batch):
-                n = sum(1 for _ in open(Path(paths[0]).with_suffix(".jsonl")))
+                n = _n_frames(paths[0])
                 frames += n
                 bar.update(n)
 
@@ -182,7 +188,7 @@ def take_hours(paths, hours):
         if frames >= hours * TOY_HOUR:
             break
         chosen.append(p)
-        frames += sum(1 for _ in open(Path(p).with_suffix(".jsonl")))
+        frames += _n_frames(p)
     return chosen
 
 
@@ -197,10 +203,13 @@ def sample_windows(recordings, batch, clip, generator):
         start = int(torch.randint(0, max(n - clip, 0) + 1, (1,), generator=generator))
         end = min(start + clip, n)
         pad = clip - (end - start)  # a recording shorter than the window: repeat its last frame (rare)
-        pick = lambda x: torch.cat([x[start:end], x[end - 1:end].expand(pad, *x.shape[1:])]) if pad else x[start:end]  # noqa
-        frames.append(pick(r["frames"]))
-        buttons.append(pick(r["buttons"]))
-        camera.append(pick(r["camera"]))
+
+        def window(x):
+            return torch.cat([x[start:end], x[end - 1:end].expand(pad, *x.shape[1:])]) if pad else x[start:end]
+
+        frames.append(window(r["frames"]))
+        buttons.append(window(r["buttons"]))
+        camera.append(window(r["camera"]))
     return torch.stack(frames), torch.stack(buttons), torch.stack(camera)
 
 

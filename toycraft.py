@@ -1233,15 +1233,19 @@ def play_episode(seed, level, size=64, max_steps=6000, web=None):
                 hotbar=np.array(hotbar), extras=extras, env=env, player=player)
 
 
+def _draw_episodes(seed, n, mix):
+    """The (world seed, player level) of each episode of a recording run: worlds seed, seed+1, ...; levels drawn from
+    the mix."""
+    rng = np.random.default_rng(seed)
+    return [(seed + i, str(rng.choice(list(mix), p=list(mix.values())))) for i in range(n)]
+
+
 def record_contractors(out, episodes, seed, size=64, max_steps=6000, mix=None, codec="mp4v", progress=True):
     """Write `episodes` toy contractor recordings (<stem>.mp4 + .jsonl + -options.json) into `out`."""
     out = Path(out)
-    mix = mix or CONTRACTOR_MIX
-    rng = np.random.default_rng(seed)
     paths = []
-    for i in _progress(range(episodes), progress, "recording contractors"):
-        world = seed + i
-        level = str(rng.choice(list(mix), p=list(mix.values())))
+    for world, level in _progress(_draw_episodes(seed, episodes, mix or CONTRACTOR_MIX), progress,
+                                  "recording contractors"):
         ep = play_episode(world, level, size=size, max_steps=max_steps)
         options = {"world_seed": world, "size": size, "player": level, "style": ep["player"].style,
                    "goal": ep["player"].goal, "max_steps": max_steps}
@@ -1336,12 +1340,8 @@ def record_web(out, videos, seed, size=64, max_steps=6000, mix=None, codec="mp4v
     """Write the toy internet: `videos` web videos (<stem>.mp4 only) and, for evaluation alone, <stem>.truth.jsonl with
     the true actions and a per-frame "clean" label. No training code may read .truth files."""
     out = Path(out)
-    mix = mix or WEB_MIX
-    rng = np.random.default_rng(seed)
     paths = []
-    for i in _progress(range(videos), progress, "recording web videos"):
-        world = seed + i
-        level = str(rng.choice(list(mix), p=list(mix.values())))
+    for world, level in _progress(_draw_episodes(seed, videos, mix or WEB_MIX), progress, "recording web videos"):
         schedule = WebSchedule(np.random.default_rng([world, 99]), length=max_steps // 3)
         ep = play_episode(world, level, size=size, max_steps=max_steps, web=schedule)
         frames, actions, extras = [], [], []
