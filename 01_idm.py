@@ -73,6 +73,8 @@ def parse_args(argv=None):
     g.add_argument("--clip", type=int, default=None, help="frames per training window (default: toy 16, else the "
                    "preset's timesteps)")
     g.add_argument("--hours", type=float, default=0.5, help="toy: hours of contractor data to record if none")
+    g.add_argument("--codec", default="mp4v", choices=common.VIDEO_CODECS, help="toy: video codec of the recordings "
+                   "(FFV1 is lossless)")
     g.add_argument("--batch", type=int, default=16, help="windows per step (per process with torchrun)")
     g.add_argument("--steps", type=int, default=800, help="optimiser steps (0: only evaluate)")
     g.add_argument("--sweep-hours", default=None, help="comma-separated hours: one IDM per data size, and a plot")
@@ -133,8 +135,8 @@ def _n_frames(video):
 def _record(job):
     import toycraft
 
-    out, seed = job
-    return [str(p) for p in toycraft.record_contractors(out, 1, seed, progress=False)]
+    out, seed, codec = job
+    return [str(p) for p in toycraft.record_contractors(out, 1, seed, codec=codec, progress=False)]
 
 
 def ensure_toy_data(args):
@@ -151,7 +153,7 @@ def ensure_toy_data(args):
     with Pool(args.workers) as pool, tqdm(total=need, desc="recording", unit="frame") as bar:
         while frames < need:
             # a round of episodes, one per worker; episodes run ~500-2,000 frames
-            batch = [(args.data, seed + k) for k in range(args.workers)]
+            batch = [(args.data, seed + k, args.codec) for k in range(args.workers)]
             seed += args.workers
             for paths in pool.imap_unordered(_record, batch):
                 n = _n_frames(paths[0])
