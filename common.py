@@ -726,6 +726,13 @@ class ImgObsProcess(nn.Module):
         return self.linear(self.cnn(x))
 
 
+def _time_offsets(t, n_keys, maxlen, device):
+    """For t queries that are the last t of n_keys positions: how many frames back each key is, (t, n_keys), and
+    whether that is within the maxlen frames a query may see (0 <= offset < maxlen)."""
+    offset = (n_keys - t + torch.arange(t, device=device))[:, None] - torch.arange(n_keys, device=device)[None, :]
+    return offset, (offset >= 0) & (offset < maxlen)
+
+
 class SelfAttentionLayer(nn.Module):
     """Multi-head self-attention with VPT's relative-position bias, over the current chunk and a memory of past keys
     and values (OpenAI's xf.SelfAttentionLayer; it lives at `r.orc_block` in their state dicts).
@@ -763,9 +770,7 @@ class SelfAttentionLayer(nn.Module):
         b, t, _ = x.shape
         r = self.r_layer(x).view(b, t, self.heads, self.N_BASIS).float()  # head-major, as OpenAI lays it out
         by_offset = torch.einsum("bthn,nd->bhtd", r, self.b_nd.float())  # (B, h, t, maxlen)
-        q_pos = n_keys - t + torch.arange(t, device=x.device)
-        offset = q_pos[:, None] - torch.arange(n_keys, device=x.device)[None, :]  # (t, T): how far back each key is
-        inside = (offset >= 0) & (offset < self.maxlen)
+        offset, inside = _time_offsets(t, n_keys, self.maxlen, x.device)
         bias = torch.gather(by_offset, 3, offset.clamp(0, self.maxlen - 1).expand(b, self.heads, t, n_keys))
         return bias * inside
 
@@ -828,8 +833,7 @@ class MaskedAttention(nn.Module):
         t, n_keys = x.shape[1], self.maxlen + x.shape[1]
         # episode segment of each chunk frame: it goes up by one at every episode start
         segment = first.long().cumsum(dim=1)  # (B, t)
-        offset = (n_keys - t + torch.arange(t, device=x.device))[:, None] - torch.arange(n_keys, device=x.device)
-        window = (offset >= 0) & (offset < self.maxlen)  # (t, T): itself and the maxlen - 1 frames before
+        _, window = _time_offsets(t, n_keys, self.maxlen, x.device)  # (t, T): itself and the maxlen - 1 before
         see_memory = (segment == 0)[:, :, None] & in_episode[:, None, :]  # (B, t, maxlen)
         see_chunk = segment[:, :, None] == segment[:, None, :]  # (B, t, t), same episode
         allowed = torch.cat([see_memory, see_chunk], dim=2) & window
