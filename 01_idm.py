@@ -261,6 +261,7 @@ def train(args, model, train_recs, eval_recs, device, rank, world, log_prefix=""
         return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
     step, history = 0, {"step": [], "loss": [], "eval_step": [], "button_f1": [], "camera_accuracy": []}
+    metrics = None  # the latest held-out evaluation, returned so that main need not run it again
     ckpt_path = args.out / "idm.pt"
     if args.resume and ckpt_path.exists():
         ckpt = common.load_checkpoint(ckpt_path)
@@ -303,7 +304,7 @@ def train(args, model, train_recs, eval_recs, device, rank, world, log_prefix=""
                        f"camera R^2 {metrics['camera_r2']:.3f}")
         if rank == 0 and ((step + 1) % args.eval_every == 0 or last):
             common.save_checkpoint(ckpt_path, model, optimizer, args, step + 1, preset=args.preset, history=history)
-    return history
+    return history, metrics
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -414,6 +415,9 @@ def main():
     if not paths:
         raise SystemExit(f"01_idm.py: no recordings (.mp4 + .jsonl) under {args.data}")
     train_paths, eval_paths = split_recordings(paths, args.held_out, args.seed)
+    if not eval_paths:
+        raise SystemExit(f"01_idm.py: {args.data} holds {len(paths)} recording; at least 2 are needed, so that whole "
+                         f"recordings can be held out for evaluation")
     torch.manual_seed(args.seed)  # the same initial weights on every rank and for every data size
     model = make_idm(args)
     initial_weights = {k: v.clone() for k, v in model.state_dict().items()}
@@ -436,9 +440,12 @@ def main():
         model.load_state_dict(initial_weights)
         prefix = f"[{hours} h] " if hours is not None else ""
         start = time.time()
-        history = train(args, model, train_recs, eval_recs, device, rank, world, prefix) if args.steps > 0 else None
+        history, metrics = (train(args, model, train_recs, eval_recs, device, rank, world, prefix)
+                            if args.steps > 0 else (None, None))
         if rank == 0:
-            metrics = evaluate(model.to(device), eval_recs, args.clip or model.net_args["timesteps"], device, args)
+            # train evaluates after its last step; evaluate here only when it did not (--steps 0, or resumed at the end)
+            metrics = metrics or evaluate(model.to(device), eval_recs, args.clip or model.net_args["timesteps"],
+                                          device, args)
             metrics.update(hours=n_frames / TOY_HOUR, frames=n_frames, eval_frames=metrics["frames"],
                            train_seconds=round(time.time() - start, 1), paper=PAPER)
             results.append(metrics)
