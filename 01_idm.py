@@ -40,7 +40,6 @@ import json
 import math
 import os
 import time
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -132,33 +131,17 @@ def _n_frames(video):
         return sum(1 for _ in f)
 
 
-def _record(job):
-    import toycraft
-
-    out, seed, codec = job
-    return [str(p) for p in toycraft.record_contractors(out, 1, seed, codec=codec, progress=False)]
-
-
 def ensure_toy_data(args):
     """--env toy with no recordings: play toycraft until --hours of contractor data exist (in parallel processes)."""
     if args.env != "toy" or (args.data.exists() and any(args.data.rglob("*.mp4"))):
         return
+    import toycraft
+
     # enough for the largest training set asked for, plus the recordings held out for evaluation
-    hours = max([args.hours] + [float(h) for h in (args.sweep_hours or "").split(",") if h])
-    need = int(hours / (1 - args.held_out) * TOY_HOUR)
-    print(f"no recordings in {args.data}: recording {need / TOY_HOUR:.2f} toy hours ({need:,} frames) of scripted "
-          f"contractors")
-    args.data.mkdir(parents=True, exist_ok=True)
-    frames, seed = 0, 0
-    with Pool(args.workers) as pool, tqdm(total=need, desc="recording", unit="frame") as bar:
-        while frames < need:
-            # a round of episodes, one per worker; episodes run ~500-2,000 frames
-            batch = [(args.data, seed + k, args.codec) for k in range(args.workers)]
-            seed += args.workers
-            for paths in pool.imap_unordered(_record, batch):
-                n = _n_frames(paths[0])
-                frames += n
-                bar.update(n)
+    hours = max([args.hours] + [float(h) for h in (args.sweep_hours or "").split(",") if h]) / (1 - args.held_out)
+    print(f"no recordings in {args.data}: recording {hours:.2f} toy hours ({int(hours * TOY_HOUR):,} frames) of "
+          f"scripted contractors")
+    toycraft.record_hours(args.data, hours, seed=0, workers=args.workers, codec=args.codec)
 
 
 def load_recordings(paths, size):
@@ -312,22 +295,6 @@ def train(args, model, train_recs, eval_recs, device, rank, world, log_prefix=""
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def button_scores(pred, true):
-    """Per-button accuracy and F1 (pred, true: (N, 20) 0/1). F1 is NaN for a button that is never pressed nor
-    predicted in the held-out data."""
-    tp = ((pred == 1) & (true == 1)).sum(0).float()
-    fp = ((pred == 1) & (true == 0)).sum(0).float()
-    fn = ((pred == 0) & (true == 1)).sum(0).float()
-    accuracy = (pred == true).float().mean(0)
-    f1 = 2 * tp / (2 * tp + fp + fn)  # NaN where 0 / 0
-    return accuracy, f1
-
-
-def r2_score(pred, true):
-    """Coefficient of determination over all values: 1 - residual sum of squares / total sum of squares."""
-    return 1.0 - ((pred - true) ** 2).sum().item() / max(((true - true.mean()) ** 2).sum().item(), 1e-12)
-
-
 def evaluate(model, recordings, clip, device, args):
     """Label every frame of each held-out recording as 03_label.py would (overlapping windows, nearest centre) and
     score the labels against the recorded actions."""
@@ -339,22 +306,8 @@ def evaluate(model, recordings, clip, device, args):
         true_b.append(r["buttons"])
         true_c.append(r["camera"])
         true_deg.append(r["degrees"])
-    pb, pc, tb, tc = (torch.cat(x) for x in (preds_b, preds_c, true_b, true_c))
-    accuracy, f1 = button_scores(pb, tb)
-    occurring = tb.sum(0) > 0
-    # the camera as the IDM would label it, in degrees, against what the mouse really did (clipped to the +-10 degrees
-    # that the action space can express)
-    degrees = torch.cat(true_deg).clamp(-common.CAMERA_MAXVAL, common.CAMERA_MAXVAL)
-    predicted_degrees = torch.from_numpy(common.dequantize_camera(pc.numpy())).float()
-    return {
-        "button_accuracy": accuracy.mean().item(),
-        "button_f1": f1[occurring].nanmean().item(),
-        "camera_accuracy": (pc == tc).float().mean().item(),
-        "camera_r2": r2_score(predicted_degrees, degrees),
-        "per_button": {b: {"accuracy": round(accuracy[i].item(), 4), "f1": round(f1[i].item(), 4),
-                           "pressed": int(tb[:, i].sum())} for i, b in enumerate(common.BUTTONS)},
-        "frames": int(len(pb)),
-    }
+    return common.label_scores(torch.cat(preds_b), torch.cat(preds_c), torch.cat(true_b), torch.cat(true_c),
+                               torch.cat(true_deg))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

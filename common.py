@@ -308,11 +308,12 @@ class ContractorEpisode:
     frames: np.ndarray  # (T, size, size, 3) uint8 RGB, cursor drawn on GUI frames
     actions: dict  # the 20 BUTTONS -> int64 (T,), "camera" -> float32 (T, 2) degrees [pitch, yaw]
     gui_open: np.ndarray  # (T,) bool: a GUI (inventory, crafting table, ...) was open
-    frame_index: np.ndarray  # (T,) int64: each kept frame's index in the recording (null frames leave gaps)
+    frame_index: np.ndarray  # (T,) int64: each kept frame's index in the video (null frames leave gaps)
     records: list  # the T raw jsonl objects of the kept frames
     video_path: str
     jsonl_path: str
-    options: dict = None  # <stem>-options.json if present (toycraft stores its world seed and player here)
+    options: dict = None  # <stem>-options.json if present (toycraft stores its world seed and player here; a
+    # pseudo-labelled segment, its source video and frame range)
 
     def __len__(self):
         return len(self.frame_index)
@@ -413,6 +414,27 @@ def _resize(frame, size):
     return cv2.resize(frame, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
+def _read_options(options_path):
+    if not options_path.exists():
+        return None
+    try:
+        return json.loads(options_path.read_text())
+    except json.JSONDecodeError as e:
+        raise RecordingError(f"{options_path}: malformed JSON ({e.msg})") from None
+
+
+def _segment_source(jsonl_path):
+    """A pseudo-labelled segment (03_label.py) is <stem>.jsonl + <stem>-options.json with no video of its own: the options
+    name the source video ("video", relative to the jsonl's folder) and the frame its first line goes with ("start").
+    Returns (video path, start frame, options)."""
+    options_path = jsonl_path.parent / (jsonl_path.stem + "-options.json")
+    options = _read_options(options_path)
+    if not options or "video" not in options:
+        raise RecordingError(f"{jsonl_path}: no video for these actions (expected {jsonl_path.with_suffix('.mp4').name} "
+                             f"beside it, or {options_path.name} naming the source \"video\" and \"start\" frame)")
+    return jsonl_path.parent / options["video"], int(options.get("start", 0)), options
+
+
 def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=True):
     """Read one recording (<stem>.mp4 + <stem>.jsonl) into a ContractorEpisode, as OpenAI's data loader does.
 
@@ -420,8 +442,17 @@ def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=Tru
     the last action); extra frames are ignored. A video with fewer frames than lines is an error, never a silent shift.
     With `skip_null`, frames whose action is null are dropped (VPT §4.1: idle frames are most of human play and teach
     the policy to stand still); the frame is still decoded so that the video stays in step with the jsonl.
+
+    Given a .jsonl with no video beside it, reads a pseudo-labelled segment: line t goes with frame start+t of the
+    source video that its -options.json names (see `_segment_source`).
     """
-    video_path, jsonl_path, options_path = recording_paths(video_path, jsonl_path)
+    start = 0
+    if Path(video_path).suffix == ".jsonl" and not Path(video_path).with_suffix(".mp4").exists():
+        jsonl_path = Path(video_path)
+        video_path, start, options = _segment_source(jsonl_path)
+    else:
+        video_path, jsonl_path, options_path = recording_paths(video_path, jsonl_path)
+        options = _read_options(options_path)
     records = _read_jsonl(jsonl_path)
     env_actions, null = json_to_env_actions(records)
     keep = ~null if skip_null else np.ones(len(records), dtype=bool)
@@ -430,16 +461,18 @@ def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=Tru
 
     cap = _open_video(video_path)
     try:
+        if start:
+            _seek(cap, video_path, start)
         j = 0
         for t, record in enumerate(records):
             if not keep[t]:
                 # grab() decodes but skips the colour conversion and copy of a frame we do not need
                 if not cap.grab():
-                    _short_video(video_path, jsonl_path, t, len(records))
+                    _short_video(video_path, jsonl_path, start + t, start + len(records))
                 continue
             ok, frame = cap.read()  # BGR, the recording's own resolution
             if not ok:
-                _short_video(video_path, jsonl_path, t, len(records))
+                _short_video(video_path, jsonl_path, start + t, start + len(records))
             if record.get("isGuiOpen", False):
                 # at native resolution before resizing, where OpenAI's loader pastes it
                 draw_cursor(frame, record["mouse"].get("x", 0.0), record["mouse"].get("y", 0.0))
@@ -450,22 +483,48 @@ def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=Tru
     finally:
         cap.release()
 
-    options = None
-    if options_path.exists():
-        try:
-            options = json.loads(options_path.read_text())
-        except json.JSONDecodeError as e:
-            raise RecordingError(f"{options_path}: malformed JSON ({e.msg})") from None
     return ContractorEpisode(
         frames=frames,
         actions={k: v[kept] for k, v in env_actions.items() if k not in DROPPED_KEYS},
         gui_open=np.array([bool(records[t].get("isGuiOpen", False)) for t in kept], dtype=bool),
-        frame_index=kept.astype(np.int64),
+        frame_index=(start + kept).astype(np.int64),
         records=[records[t] for t in kept],
         video_path=str(video_path),
         jsonl_path=str(jsonl_path),
         options=options,
     )
+
+
+def _seek(cap, video_path, frame):
+    """Move a capture to `frame`. Exact for constant-frame-rate files such as those written here; resample variable-
+    frame-rate web video to a constant 20 fps before use (ffmpeg -r 20), as VPT's data pipeline did."""
+    if not cap.set(cv2.CAP_PROP_POS_FRAMES, frame) or int(cap.get(cv2.CAP_PROP_POS_FRAMES)) != frame:
+        raise RecordingError(f"{video_path}: cannot seek to frame {frame} (shorter than that, or not seekable)")
+
+
+def read_frames(video_path, size, start=0, end=None):
+    """Frames start..end-1 (end None: to the end) of a video, resized to (size, size), RGB uint8 (n, size, size, 3)."""
+    video_path = Path(video_path)
+    cap = _open_video(video_path)
+    frames = []
+    try:
+        if start:
+            _seek(cap, video_path, start)
+        t = start
+        while end is None or t < end:
+            ok, frame = cap.read()
+            if not ok:
+                if end is not None:
+                    raise RecordingError(f"{video_path}: only {t} frames could be decoded, frames up to {end} needed "
+                                         f"(truncated or corrupt video)")
+                break
+            frames.append(_resize(frame, size)[:, :, ::-1])
+            t += 1
+    finally:
+        cap.release()
+    if not frames:
+        raise RecordingError(f"{video_path}: no frames could be decoded (empty or corrupt video)")
+    return np.stack(frames)
 
 
 def _short_video(video_path, jsonl_path, t, n_lines):
@@ -477,9 +536,16 @@ def _short_video(video_path, jsonl_path, t, n_lines):
 
 def find_recordings(data):
     """All recordings under a folder (searched recursively, like OpenAI's versioned data/6.13/... tree), or the list of
-    .mp4 paths given. Returns sorted .mp4 paths; each is expected to have its .jsonl beside it."""
+    paths given. Returns sorted paths: each .mp4 (its .jsonl beside it), and the .jsonl of each pseudo-labelled
+    segment (03_label.py: no video of its own, its -options.json names the source video)."""
     if isinstance(data, (str, Path)) and Path(data).is_dir():
-        return sorted(Path(data).rglob("*.mp4"))
+        videos = list(Path(data).rglob("*.mp4"))
+        for options_path in Path(data).rglob("*-options.json"):
+            jsonl = options_path.with_name(options_path.name[:-len("-options.json")] + ".jsonl")
+            if jsonl.exists() and not jsonl.with_suffix(".mp4").exists() and "video" in (_read_options(options_path)
+                                                                                          or {}):
+                videos.append(jsonl)
+        return sorted(videos)
     if isinstance(data, (str, Path)):
         if not Path(data).exists():
             raise FileNotFoundError(f"{data}: no such file or folder")
@@ -563,20 +629,8 @@ def write_contractor_episode(video_path, frames, actions, gui_open=None, cursor=
         raise ValueError(f"{video_path}: frames must be (T, H, W, 3) uint8 RGB, got {frames.shape} {frames.dtype}")
     if len(frames) not in (t_len, t_len + 1):
         raise ValueError(f"{video_path}: {len(frames)} frames for {t_len} actions (need T or T+1 frames)")
-    gui_open = np.zeros(t_len, dtype=bool) if gui_open is None else np.asarray(gui_open, dtype=bool)
-    if gui_open.any() and cursor is None:
+    if gui_open is not None and np.any(gui_open) and cursor is None:
         raise ValueError(f"{video_path}: a GUI is open on some frames, so the cursor positions are needed")
-    cursor = np.zeros((t_len, 2)) if cursor is None else np.asarray(cursor, dtype=np.float64).reshape(t_len, 2)
-    if hotbar is None:
-        # the selected slot follows the hotbar keys; with several held the highest wins, as in the joint action space
-        hotbar = np.zeros(t_len, dtype=np.int64)
-        slot = 0
-        for t in range(t_len):
-            for i in range(1, 10):
-                if acts[f"hotbar.{i}"][t]:
-                    slot = i - 1
-            hotbar[t] = slot
-
     if codec not in VIDEO_CODECS:
         raise ValueError(f"{video_path}: codec must be one of {VIDEO_CODECS}, got {codec!r}")
 
@@ -589,8 +643,36 @@ def write_contractor_episode(video_path, frames, actions, gui_open=None, cursor=
         writer.write(np.ascontiguousarray(frame[:, :, ::-1]))  # RGB -> BGR
     writer.release()
 
+    write_actions_jsonl(jsonl_path, acts, gui_open, cursor, hotbar, extras)
+    if options is not None:
+        options_path.write_text(json.dumps(options, indent=1))
+    return video_path
+
+
+def write_actions_jsonl(jsonl_path, actions, gui_open=None, cursor=None, hotbar=None, extras=None):
+    """The action half of a recording: one recorder-format JSON object per action (see write_contractor_episode for the
+    arguments). 03_label.py writes its pseudo-labels with this alone: their frames stay in the source video."""
+    jsonl_path = Path(jsonl_path)
+    acts = _as_action_arrays(actions)
+    t_len = len(acts["camera"])
+    gui_open = np.zeros(t_len, dtype=bool) if gui_open is None else np.asarray(gui_open, dtype=bool)
+    if gui_open.any() and cursor is None:
+        raise ValueError(f"{jsonl_path}: a GUI is open on some frames, so the cursor positions are needed")
+    cursor = np.zeros((t_len, 2)) if cursor is None else np.asarray(cursor, dtype=np.float64).reshape(t_len, 2)
+    if hotbar is None:
+        # the selected slot follows the hotbar keys; with several held the highest wins, as in the joint action space
+        hotbar = np.zeros(t_len, dtype=np.int64)
+        slot = 0
+        for t in range(t_len):
+            for i in range(1, 10):
+                if acts[f"hotbar.{i}"][t]:
+                    slot = i - 1
+            hotbar[t] = slot
+
     held_keys, held_buttons = [], []
-    with open(jsonl_path, "w") as f:
+    jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = jsonl_path.with_name(jsonl_path.name + ".tmp")  # renamed when complete: a file that exists is whole
+    with open(tmp, "w") as f:
         for t in range(t_len):
             keys = [ACTION_TO_KEYBOARD[a] for a in ACTION_TO_KEYBOARD if acts[a][t]]
             buttons = [ACTION_TO_MOUSE[a] for a in ACTION_TO_MOUSE if acts[a][t]]
@@ -610,9 +692,8 @@ def write_contractor_episode(video_path, frames, actions, gui_open=None, cursor=
                 record.update(extras[t])
             f.write(json.dumps(record) + "\n")
             held_keys, held_buttons = keys, buttons
-    if options is not None:
-        options_path.write_text(json.dumps(options, indent=1))
-    return video_path
+    os.replace(tmp, jsonl_path)
+    return jsonl_path
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -1123,6 +1204,34 @@ def idm_targets(actions):
     int64 (T, 2) (pitch, yaw)."""
     buttons = np.stack([np.asarray(actions[b]) != 0 for b in BUTTONS], axis=1).astype(np.int64)
     return torch.from_numpy(buttons), torch.from_numpy(quantize_camera(actions["camera"]))
+
+
+def label_scores(pred_buttons, pred_camera, true_buttons, true_camera, true_degrees):
+    """How well labels (an IDM's) match the true actions, every frame counted, null actions too.
+
+    pred/true_buttons: (N, 20) 0/1; pred/true_camera: (N, 2) bins; true_degrees: (N, 2) the recorded mouse motion.
+    Returns the mean per-button accuracy, the mean F1 over buttons pressed at least once (most buttons are rarely
+    pressed, so accuracy alone is flattered by "never pressed"), the camera-bin accuracy of both axes and the R^2 of the
+    labelled camera in degrees (bin centres) against the recorded motion clipped to the +-10 degrees the action space
+    can express, and per-button figures."""
+    pb, tb = torch.as_tensor(pred_buttons), torch.as_tensor(true_buttons)
+    tp = ((pb == 1) & (tb == 1)).sum(0).float()
+    fp = ((pb == 1) & (tb == 0)).sum(0).float()
+    fn = ((pb == 0) & (tb == 1)).sum(0).float()
+    accuracy = (pb == tb).float().mean(0)
+    f1 = 2 * tp / (2 * tp + fp + fn)  # NaN for a button neither pressed nor predicted
+    degrees = torch.as_tensor(true_degrees).float().clamp(-CAMERA_MAXVAL, CAMERA_MAXVAL)
+    predicted = torch.from_numpy(dequantize_camera(np.asarray(pred_camera))).float()
+    r2 = 1.0 - ((predicted - degrees) ** 2).sum().item() / max(((degrees - degrees.mean()) ** 2).sum().item(), 1e-12)
+    return {
+        "button_accuracy": accuracy.mean().item(),
+        "button_f1": f1[tb.sum(0) > 0].nanmean().item(),
+        "camera_accuracy": (torch.as_tensor(pred_camera) == torch.as_tensor(true_camera)).float().mean().item(),
+        "camera_r2": r2,
+        "per_button": {b: {"accuracy": round(accuracy[i].item(), 4), "f1": round(f1[i].item(), 4),
+                           "pressed": int(tb[:, i].sum())} for i, b in enumerate(BUTTONS)},
+        "frames": int(len(pb)),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ import argparse
 import heapq
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -1379,6 +1380,38 @@ def record_web(out, videos, seed, size=64, max_steps=6000, mix=None, codec="mp4v
             jsonl_path=stem.with_suffix(".truth.jsonl"))
         paths.append(video)
     return paths
+
+
+TOY_HOUR = 72_000  # frames in an hour of play at 20 Hz
+
+
+def _record_one(job):
+    out, seed, web, codec = job
+    record = record_web if web else record_contractors
+    path = record(out, 1, seed, codec=codec, progress=False)[0]
+    with open(path.with_suffix(".truth.jsonl" if web else ".jsonl")) as f:
+        return sum(1 for _ in f)
+
+
+def record_hours(out, hours, web=False, seed=0, workers=None, codec="mp4v"):
+    """Record episodes in parallel processes until `hours` of frames are in `out`: contractor recordings, or with `web`
+    the toy internet. Episodes use world seeds seed, seed+1, ...; they run ~500-3,000 frames each. Returns the frames."""
+    from multiprocessing import Pool
+
+    from tqdm import tqdm
+
+    need, frames = int(hours * TOY_HOUR), 0
+    workers = workers or os.cpu_count() or 1
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with Pool(workers) as pool, tqdm(total=need, desc="recording web video" if web else "recording contractors",
+                                     unit="frame") as bar:
+        while frames < need:
+            jobs = [(out, seed + k, web, codec) for k in range(workers)]  # a round: one episode per worker
+            seed += workers
+            for n in pool.imap_unordered(_record_one, jobs):
+                frames += n
+                bar.update(n)
+    return frames
 
 
 def _progress(iterable, enabled, desc):

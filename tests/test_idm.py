@@ -57,15 +57,23 @@ def test_idm_loss_by_hand():
     assert idm_stage.idm_loss(pi, buttons, camera)[1] == pytest.approx(0.0, abs=1e-5)
 
 
-def test_button_scores_and_r2_by_hand():
-    true = torch.tensor([[1, 0], [1, 0], [0, 0], [0, 0]])
-    pred = torch.tensor([[1, 0], [0, 0], [1, 0], [0, 0]])
-    accuracy, f1 = idm_stage.button_scores(pred, true)
-    assert accuracy.tolist() == [0.5, 1.0]
-    assert f1[0].item() == pytest.approx(0.5)  # tp 1, fp 1, fn 1
-    assert torch.isnan(f1[1])  # never pressed, never predicted
-    x = torch.tensor([1.0, 2.0, 3.0, 4.0])
-    assert idm_stage.r2_score(x, x) == 1.0 and idm_stage.r2_score(torch.full((4,), 2.5), x) == pytest.approx(0.0)
+def test_label_scores_by_hand():
+    true_b = torch.zeros(4, 20, dtype=torch.int64)
+    true_b[:2, 0] = 1  # button 0 pressed on frames 0 and 1; the others never
+    pred_b = torch.zeros(4, 20, dtype=torch.int64)
+    pred_b[[0, 2], 0] = 1  # right on frame 0, missed frame 1, wrong on frame 2: tp 1, fp 1, fn 1
+    true_c = torch.full((4, 2), 5)
+    true_c[0, 1] = 8
+    degrees = torch.from_numpy(c.dequantize_camera(true_c.numpy())).float()
+    scores = c.label_scores(pred_b, true_c, true_b, true_c, degrees)
+    assert scores["per_button"][c.BUTTONS[0]] == {"accuracy": 0.5, "f1": 0.5, "pressed": 2}
+    assert scores["button_f1"] == pytest.approx(0.5)  # the mean over buttons that occur: button 0 alone
+    assert scores["button_accuracy"] == pytest.approx((0.5 + 19) / 20)
+    assert scores["camera_accuracy"] == 1.0 and scores["camera_r2"] == pytest.approx(1.0)
+    pred_c = true_c.clone()
+    pred_c[0, 1] = 5  # the one motion missed: 7 of 8 axes right, and the camera explains nothing
+    scores = c.label_scores(pred_b, pred_c, true_b, true_c, degrees)
+    assert scores["camera_accuracy"] == pytest.approx(7 / 8) and scores["camera_r2"] < 0
 
 
 def test_split_holds_out_whole_recordings():
