@@ -398,6 +398,11 @@ def json_to_env_actions(records):
     return actions, null
 
 
+def read_actions(jsonl_path):
+    """A recording's .jsonl alone -> (MineRL action dict of arrays (T,), null mask (T,)); no video is read."""
+    return json_to_env_actions(_read_jsonl(Path(jsonl_path)))
+
+
 def _open_video(video_path):
     if not video_path.exists():
         raise RecordingError(f"{video_path}: missing")
@@ -502,11 +507,11 @@ def _seek(cap, video_path, frame):
         raise RecordingError(f"{video_path}: cannot seek to frame {frame} (shorter than that, or not seekable)")
 
 
-def read_frames(video_path, size, start=0, end=None):
-    """Frames start..end-1 (end None: to the end) of a video, resized to (size, size), RGB uint8 (n, size, size, 3)."""
+def iter_frames(video_path, size, start=0, end=None):
+    """Frames start..end-1 of a video (end None: to its end), one at a time, resized to (size, size), RGB uint8. Streams,
+    so that an hour-long web video never has to fit in memory."""
     video_path = Path(video_path)
     cap = _open_video(video_path)
-    frames = []
     try:
         if start:
             _seek(cap, video_path, start)
@@ -517,14 +522,18 @@ def read_frames(video_path, size, start=0, end=None):
                 if end is not None:
                     raise RecordingError(f"{video_path}: only {t} frames could be decoded, frames up to {end} needed "
                                          f"(truncated or corrupt video)")
-                break
-            frames.append(_resize(frame, size)[:, :, ::-1])
+                if t == 0:
+                    raise RecordingError(f"{video_path}: no frames could be decoded (empty or corrupt video)")
+                return
+            yield _resize(frame, size)[:, :, ::-1]
             t += 1
     finally:
         cap.release()
-    if not frames:
-        raise RecordingError(f"{video_path}: no frames could be decoded (empty or corrupt video)")
-    return np.stack(frames)
+
+
+def read_frames(video_path, size, start=0, end=None):
+    """iter_frames into one array (n, size, size, 3)."""
+    return np.stack(list(iter_frames(video_path, size, start, end)))
 
 
 def _short_video(video_path, jsonl_path, t, n_lines):
