@@ -102,24 +102,6 @@ def parse_args(argv=None):
     return args
 
 
-def setup(args):
-    """Device, seeds and (under torchrun) the process group. Returns (device, rank, world_size)."""
-    distributed = "RANK" in os.environ
-    if distributed:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    if args.device is None:
-        args.device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    device = torch.device(args.device)
-    if device.type == "cuda" and distributed:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        torch.cuda.set_device(device)
-    # each rank its own seed, so that they sample different windows
-    torch.manual_seed(args.seed + rank)
-    np.random.seed(args.seed + rank)
-    return device, rank, world
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------------------------------------
@@ -358,7 +340,7 @@ def plot_sweep(results, path):
 
 def main():
     args = parse_args()
-    device, rank, world = setup(args)
+    device, rank, world = common.setup_run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         ensure_toy_data(args)

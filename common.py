@@ -208,6 +208,14 @@ def stack_actions(actions):
     return out
 
 
+# The items of the diamond-pickaxe sequence, in the paper's order (VPT §4.4, Fig. 4 and 7, Table 7). Evaluation counts,
+# per episode, whether each was obtained; 05_rl.py's reward is paid for them.
+ITEMS = [
+    "log", "planks", "stick", "crafting_table", "wooden_pickaxe", "cobblestone", "stone_pickaxe", "furnace", "coal",
+    "torch", "iron_ore", "iron_ingot", "iron_pickaxe", "diamond", "diamond_pickaxe",
+]
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # The contractor data format (VPT §3.1, Appendix A; vpt-facts.md §2)
 # ---------------------------------------------------------------------------------------------------------------------
@@ -412,7 +420,8 @@ def _open_video(video_path):
     return cap
 
 
-def _resize(frame, size):
+def resize_frame(frame, size):
+    """A frame (H, W, C) -> (size, size, C), as the VPT models were trained: cv2 INTER_LINEAR."""
     if frame.shape[0] == size and frame.shape[1] == size:
         return frame
     # VPT §D / facts §2.4: bilinear, exactly cv2's INTER_LINEAR; the released models were trained on these pixels
@@ -483,7 +492,7 @@ def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=Tru
                 draw_cursor(frame, record["mouse"].get("x", 0.0), record["mouse"].get("y", 0.0))
             # Resizing is per channel, so resizing BGR and then swapping to RGB gives the same pixels as OpenAI's
             # order (swap, then resize) at a fraction of the cost.
-            frames[j] = _resize(frame, size)[:, :, ::-1]
+            frames[j] = resize_frame(frame, size)[:, :, ::-1]
             j += 1
     finally:
         cap.release()
@@ -525,7 +534,7 @@ def iter_frames(video_path, size, start=0, end=None):
                 if t == 0:
                     raise RecordingError(f"{video_path}: no frames could be decoded (empty or corrupt video)")
                 return
-            yield _resize(frame, size)[:, :, ::-1]
+            yield resize_frame(frame, size)[:, :, ::-1]
             t += 1
     finally:
         cap.release()
@@ -1148,6 +1157,12 @@ class VPTModel(nn.Module):
     def initial_state(self, batch_size, device=None):
         return self.net.initial_state(batch_size, device)
 
+    def set_temperature(self, temperature):
+        """Sample hotter (>1) or colder (<1): the heads divide their logits by it."""
+        self.temperature = float(temperature)
+        for head in self.pi_head.values():
+            head.temperature = self.temperature
+
     def forward(self, frames, first, state):
         latent, state = self.net(frames, first, state)
         pi = {name: head(latent) for name, head in self.pi_head.items()}
@@ -1331,6 +1346,15 @@ def _load_state(model, state, path, what):
     model.load_state_dict(state, strict=True)
 
 
+def _plain(value):
+    """Paths (also inside lists) as strings, so that a checkpoint loads with weights_only=True."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def save_checkpoint(path, model, optimizer=None, args=None, step=0, **extra):
     """{model config, weights, optimizer, args, step} to `path`, written to a temporary file first and renamed, so
     that an interrupted save never destroys the previous checkpoint."""
@@ -1339,7 +1363,7 @@ def save_checkpoint(path, model, optimizer=None, args=None, step=0, **extra):
     payload = {
         "kind": model.kind, "net_args": model.net_args, "temperature": model.temperature,
         "model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in (vars(args) if args is not None else {}).items()},
+        "args": {k: _plain(v) for k, v in (vars(args) if args is not None else {}).items()},
         "step": int(step), **extra,
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -1383,6 +1407,55 @@ def load_model(path, kind=None):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# Running a stage: device, processes, environments, videos
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def setup_run(args):
+    """Device, seeds and, under torchrun, the process group. Returns (device, rank, world_size).
+
+    Each rank gets its own seed (args.seed + rank), so that ranks sample different data; a stage that needs the same
+    initial weights on every rank seeds again before building its model."""
+    import torch.distributed as dist
+
+    distributed = "RANK" in os.environ
+    if distributed:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    if args.device is None:
+        args.device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    device = torch.device(args.device)
+    if device.type == "cuda" and distributed:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    torch.manual_seed(args.seed + rank)
+    np.random.seed(args.seed + rank)
+    return device, rank, world
+
+
+def make_env(name, seed=0, max_steps=6000, size=64):
+    """The world a policy plays in, with MineRL's interface: "toy" (toycraft.ToyCraft) or "minerl" (MineRL 1.0's
+    HumanSurvival). Either has `.obtained`, a bool per item of ITEMS: obtained at least once this episode."""
+    if name == "toy":
+        import toycraft
+
+        return toycraft.ToyCraft(seed=seed, size=size, max_steps=max_steps)
+    raise NotImplementedError(f"--env {name}: the MineRL adapter is not built yet (issue #9); use --env toy")
+
+
+def write_video(path, frames, fps=RECORDING_FPS):
+    """Frames (T, H, W, 3) uint8 RGB -> an mp4 (mp4v) that plays anywhere."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h, w = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for frame in frames:
+        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    writer.release()
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Benchmark: how fast recordings are read
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -1411,7 +1484,7 @@ def _decode_openai_order(path, size):
         if not ok:
             break
         cv2.cvtColor(frame, code=cv2.COLOR_BGR2RGB, dst=frame)
-        frames.append(_resize(frame, size))
+        frames.append(resize_frame(frame, size))
     cap.release()
     return frames
 

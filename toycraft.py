@@ -52,11 +52,8 @@ import common
 # The rules, in tables
 # ---------------------------------------------------------------------------------------------------------------------
 
-# The paper's item sequence (VPT §4.4, Table 7): the inventory has exactly these, in this order.
-ITEMS = [
-    "log", "planks", "stick", "crafting_table", "wooden_pickaxe", "cobblestone", "stone_pickaxe", "furnace", "coal",
-    "torch", "iron_ore", "iron_ingot", "iron_pickaxe", "diamond", "diamond_pickaxe",
-]
+# The paper's item sequence (VPT §4.4, Table 7; common.ITEMS): the inventory has exactly these, in this order.
+ITEMS = common.ITEMS
 # tool tier of each pickaxe; anything else in hand is tier 0 ("hand")
 PICKAXE_TIER = {"wooden_pickaxe": 1, "stone_pickaxe": 2, "iron_pickaxe": 3, "diamond_pickaxe": 4}
 
