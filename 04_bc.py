@@ -338,62 +338,10 @@ def held_out_loss(model, paths, chunk, device, args, max_frames=20_000):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def rollout_worker(job):
-    """Play `len(seeds)` episodes side by side with one copy of the policy, sampling its actions. Runs in a worker
-    process. Returns the items obtained in each episode (bool (n, 15)) and, if asked, the frames of the first."""
-    policy_path, seeds, steps, temperature, env_name, keep_frames = job
-    model = common.load_model(policy_path, kind="policy") if policy_path else None
-    if model is not None:
-        model.set_temperature(temperature)  # the heads give log-softmax(logits / temperature)
-    envs = [common.make_env(env_name, seed=s, max_steps=steps) for s in seeds]
-    obs = [env.reset() for env in envs]
-    n = len(envs)
-    size = model.net_args["img_shape"][0] if model else 64
-    state = model.initial_state(n) if model else None
-    first = torch.ones(n, 1, dtype=torch.bool)
-    done = np.zeros(n, bool)
-    frames_out = []
-    rng = np.random.default_rng(seeds[0])
-    for _ in range(steps):
-        if model is not None:
-            x = torch.from_numpy(np.stack([common.resize_frame(o["pov"], size) for o in obs]))[:, None]  # (n, 1, ...)
-            with torch.no_grad():
-                pi, _, state = model(x, first, state)
-            # sample the joint button class and the joint camera class (VPT §4.1)
-            action = {k: torch.distributions.Categorical(logits=v[:, 0]).sample().numpy() for k, v in pi.items()}
-        else:
-            action = {"buttons": rng.integers(common.N_BUTTON_CLASSES, size=n),
-                      "camera": rng.integers(common.N_CAMERA_CLASSES, size=n)}
-        env_actions = common.policy_to_env_action(action)
-        first[:] = False
-        for i, env in enumerate(envs):
-            if done[i]:
-                continue
-            obs[i], _, done[i], _ = env.step({k: v[i] for k, v in env_actions.items()})
-        if keep_frames:
-            frames_out.append(obs[0]["pov"])
-        if done.all():
-            break
-    items = np.stack([env.obtained for env in envs])  # (n, 15) bool
-    return items, (np.stack(frames_out) if keep_frames else None)
-
-
 def evaluate_policy(policy_path, args, desc="evaluate", video_path=None):
-    """args.episodes episodes of args.episode_steps steps in worker processes; policy_path None: uniformly random
-    actions in the joint action space. Returns {item: fraction of episodes that obtained it} and per-episode items."""
-    workers = max(1, min(args.workers, args.episodes))
-    seeds = [1_000_000 + args.seed * 10_000 + i for i in range(args.episodes)]  # worlds no recording was made in
-    jobs = [(str(policy_path) if policy_path else None, seeds[w::workers], args.episode_steps, args.temperature,
-             args.env, w == 0 and video_path is not None) for w in range(workers)]
-    t0 = time.time()
-    # one thread per worker: the workers already use every core
-    with get_context("spawn").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        results = list(tqdm(pool.imap(rollout_worker, jobs), total=workers, desc=desc, unit="worker"))
-    items = np.concatenate([r[0] for r in results])
-    if video_path is not None and results[0][1] is not None:
-        common.write_video(video_path, results[0][1])
-    rates = {item: float(items[:, i].mean()) for i, item in enumerate(ITEMS)}
-    return rates, {"episodes": len(items), "episode_steps": args.episode_steps, "seconds": round(time.time() - t0, 1)}
+    """args.episodes episodes of args.episode_steps steps in worker processes (common.evaluate_items)."""
+    return common.evaluate_items(policy_path, args.env, args.episodes, args.episode_steps, args.temperature, args.seed,
+                                 args.workers, video_path, desc)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

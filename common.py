@@ -216,6 +216,34 @@ ITEMS = [
 ]
 
 
+# VPT Table 7: the reward for each item of the sequence, and how many of it are rewarded (None: no limit). The base
+# reward of a tier (1 wood and stone, 2 coal and torch, 4 iron, 8 diamond) is divided by the quantity rewarded, so that
+# farming a cheap item in bulk never pays more than making the next one.
+ITEM_REWARDS = {
+    "log": (1 / 8, 8), "planks": (1 / 20, 20), "stick": (1 / 16, 16), "crafting_table": (1, 1), "wooden_pickaxe": (1, 1),
+    "cobblestone": (1 / 11, 11), "stone_pickaxe": (1, 1), "furnace": (1, 1), "coal": (2 / 5, 5), "torch": (1 / 8, 16),
+    "iron_ore": (4 / 3, 3), "iron_ingot": (4 / 3, 3), "iron_pickaxe": (4, 1), "diamond": (8 / 3, None),
+    "diamond_pickaxe": (8, None),
+}
+
+
+def item_reward(inventory, high):
+    """The RL reward of one step from the inventory after it (VPT Table 7), for every backend alike.
+
+    inventory: {item: count}; high: float array (15,), the most of each item held so far this episode (start with
+    zeros). An item pays only for the part of its count above `high`, up to its cap, so dropping and picking it up
+    again pays nothing. Returns (reward, updated high)."""
+    reward, high = 0.0, high.copy()
+    for i, item in enumerate(ITEMS):
+        n = inventory.get(item, 0)
+        if n > high[i]:
+            per_item, cap = ITEM_REWARDS[item]
+            cap = math.inf if cap is None else cap
+            reward += per_item * (min(n, cap) - min(high[i], cap))
+            high[i] = n
+    return reward, high
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # The contractor data format (VPT §3.1, Appendix A; vpt-facts.md §2)
 # ---------------------------------------------------------------------------------------------------------------------
@@ -1441,6 +1469,68 @@ def make_env(name, seed=0, max_steps=6000, size=64):
 
         return toycraft.ToyCraft(seed=seed, size=size, max_steps=max_steps)
     raise NotImplementedError(f"--env {name}: the MineRL adapter is not built yet (issue #9); use --env toy")
+
+
+def _rollout_worker(job):
+    """Play len(seeds) episodes side by side with one copy of a policy, sampling its actions (None: uniformly random
+    joint actions). Returns the items obtained in each episode, bool (n, 15), and the first episode's frames if asked."""
+    policy_path, env_name, seeds, steps, temperature, keep_frames = job
+    model = load_model(policy_path, kind="policy") if policy_path else None
+    if model is not None:
+        model.set_temperature(temperature)  # the heads give log-softmax(logits / temperature)
+    envs = [make_env(env_name, seed=s, max_steps=steps) for s in seeds]
+    obs = [env.reset() for env in envs]
+    n = len(envs)
+    state = model.initial_state(n) if model else None
+    first = torch.ones(n, 1, dtype=torch.bool)
+    done = np.zeros(n, bool)
+    frames = []
+    rng = np.random.default_rng(seeds[0])
+    for _ in range(steps):
+        if model is not None:
+            size = model.net_args["img_shape"][0]
+            x = torch.from_numpy(np.stack([resize_frame(o["pov"], size) for o in obs]))[:, None]  # (n, 1, H, W, 3)
+            with torch.no_grad():
+                pi, _, state = model(x, first, state)
+            # sample the joint button class and the joint camera class (VPT §4.1)
+            action = {k: torch.distributions.Categorical(logits=v[:, 0]).sample().numpy() for k, v in pi.items()}
+        else:
+            action = {"buttons": rng.integers(N_BUTTON_CLASSES, size=n), "camera": rng.integers(N_CAMERA_CLASSES, size=n)}
+        env_actions = policy_to_env_action(action)
+        first[:] = False
+        for i, env in enumerate(envs):
+            if not done[i]:
+                obs[i], _, done[i], _ = env.step({k: v[i] for k, v in env_actions.items()})
+        if keep_frames:
+            frames.append(obs[0]["pov"])
+        if done.all():
+            break
+    return np.stack([env.obtained for env in envs]), (np.stack(frames) if keep_frames else None)
+
+
+def evaluate_items(policy_path, env_name, episodes, episode_steps, temperature=1.0, seed=0, workers=None,
+                   video_path=None, desc="evaluate"):
+    """VPT's item metric (Fig. 3, 4, 7): roll a policy out for `episodes` episodes of `episode_steps` steps in worker
+    processes and count, per episode, whether each item of ITEMS was obtained. policy_path None: uniformly random
+    actions. Evaluation worlds (seeds from 1,000,000) are never recorded in. Returns ({item: fraction of episodes},
+    {"episodes", "episode_steps", "seconds"}); with video_path, one episode is saved as an mp4."""
+    from multiprocessing import get_context
+
+    from tqdm import tqdm
+
+    workers = max(1, min(workers or os.cpu_count() or 1, episodes))
+    seeds = [1_000_000 + seed * 10_000 + i for i in range(episodes)]
+    jobs = [(str(policy_path) if policy_path else None, env_name, seeds[w::workers], episode_steps, temperature,
+             w == 0 and video_path is not None) for w in range(workers)]
+    t0 = time.time()
+    # one thread per worker: the workers already use every core
+    with get_context("spawn").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        results = list(tqdm(pool.imap(_rollout_worker, jobs), total=workers, desc=desc, unit="worker"))
+    items = np.concatenate([r[0] for r in results])
+    if video_path is not None:
+        write_video(video_path, results[0][1])
+    rates = {item: float(items[:, i].mean()) for i, item in enumerate(ITEMS)}
+    return rates, {"episodes": len(items), "episode_steps": episode_steps, "seconds": round(time.time() - t0, 1)}
 
 
 def write_video(path, frames, fps=RECORDING_FPS):

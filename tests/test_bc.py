@@ -111,7 +111,7 @@ class _FakeEnv:
 
 def test_rollouts_count_items_per_episode(monkeypatch):
     monkeypatch.setattr(c, "make_env", lambda name, seed, max_steps: _FakeEnv(seed, max_steps))
-    items, frames = bc.rollout_worker((None, [0, 1, 2, 4], 3, 1.0, "toy", True))
+    items, frames = c._rollout_worker((None, "toy", [0, 1, 2, 4], 3, 1.0, True))
     assert items.shape == (4, len(c.ITEMS)) and frames.shape == (3, 64, 64, 3)
     log, planks = c.ITEMS.index("log"), c.ITEMS.index("planks")
     assert items[:, log].tolist() == [True, False, True, True]

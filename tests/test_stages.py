@@ -1,26 +1,12 @@
-"""Every script runs end to end in its smoke configuration, or says plainly that it is not implemented yet."""
+"""Every script runs end to end in its smoke configuration, each reading the one before it."""
 
 import json
 import subprocess
 import sys
 
-import pytest
 
 import common
 from conftest import ROOT
-
-NOT_IMPLEMENTED = 3  # the exit code `make toy` reads as "stop here"
-
-
-@pytest.mark.parametrize("script", ["05_rl.py"])
-def test_script_runs_or_says_not_implemented(script, tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / script), "--smoke", "--out", str(tmp_path)], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)
-    if "not yet implemented" in out.stderr:
-        # a stub must fail, with the code make toy understands, never pretend to have worked
-        assert out.returncode == NOT_IMPLEMENTED
-    else:
-        assert out.returncode == 0, out.stderr[-2000:]
 
 
 def test_idm_trains_under_torchrun_with_two_processes(tmp_path):
@@ -34,8 +20,8 @@ def test_idm_trains_under_torchrun_with_two_processes(tmp_path):
 
 
 def test_chain_of_stages(tmp_path):
-    # 01 -> 02 -> 03 -> 04 with their default hand-off paths, as make toy runs them
-    for script in ["01_idm.py", "02_filter.py", "03_label.py", "04_bc.py"]:
+    # 01 -> 05 with their default hand-off paths, as make toy runs them
+    for script in ["01_idm.py", "02_filter.py", "03_label.py", "04_bc.py", "05_rl.py"]:
         out = subprocess.run([sys.executable, str(ROOT / script), "--smoke"], cwd=tmp_path, capture_output=True,
                              text=True, timeout=300)
         assert out.returncode == 0, f"{script}: {out.stderr[-2000:]}"
@@ -49,3 +35,6 @@ def test_chain_of_stages(tmp_path):
     cloned = json.loads((tmp_path / "runs" / "bc" / "metrics.json").read_text())
     assert set(cloned["item_rates"]) == set(common.ITEMS) and cloned["episodes"] == 2
     assert (tmp_path / "runs" / "bc" / "policy.pt").exists() and (tmp_path / "runs" / "bc" / "rollout.mp4").exists()
+    reinforced = json.loads((tmp_path / "runs" / "rl" / "metrics.json").read_text())
+    assert set(reinforced["item_rates"]) == set(common.ITEMS) and reinforced["env_steps"] == 64
+    assert (tmp_path / "runs" / "rl" / "training.png").exists()
