@@ -364,6 +364,7 @@ class ToyCraft:
         self.sneaking = False
         self.mining_cell, self.mining_progress = None, 0
         self.swing = 0  # hand swing animation, ticks left
+        self.clicking = False  # the left button is held in the GUI: the recipe under the cursor shows pressed
         self.bob = 0.0  # distance walked, for the hand's bob
         self.prev = {k: 0 for k in common.MINERL_KEYS if k != "camera"}
         self.steps, self.dead, self.done = 0, False, False
@@ -404,8 +405,11 @@ class ToyCraft:
                 recipe = self._recipe_at(self.cursor)
                 if recipe is not None:
                     self._craft(recipe)
+            # the click shows: a held button draws the recipe under the cursor pressed in, like a GUI button
+            self.clicking = bool(held["attack"])
             self.sneaking = False
         else:
+            self.clicking = False
             self.yaw = (self.yaw + d_yaw) % 360.0
             self.pitch = float(np.clip(self.pitch + d_pitch, -PITCH_LIMIT, PITCH_LIMIT))
             self._move(held)
@@ -717,11 +721,12 @@ class ToyCraft:
         img *= 0.35
         px = lambda v: int(round(v * s))  # noqa: E731 - fraction of the screen -> pixel
         img[px(0.04):px(0.96), px(0.04):px(0.96)] = (170, 170, 170)
+        pressed = self._recipe_at(self.cursor) if self.clicking else None
         for r in range(len(RECIPES)):
             x, y, w, h = self._grid_cell(self.GUI_RECIPE_BOX, 5, 2, r)
             x0, y0, x1, y1 = px(x), px(y), px(x + w) - 1, px(y + h) - 1
             img[y0:y1, x0:x1] = (60, 160, 60) if self.can_craft(r) else (110, 110, 110)
-            img[y0 + 1:y1 - 1, x0 + 1:x1 - 1] = (140, 140, 140)
+            img[y0 + 1:y1 - 1, x0 + 1:x1 - 1] = (85, 85, 85) if r == pressed else (140, 140, 140)
             _blit(img, ICONS[ITEMS.index(RECIPES[r][0])], (y0 + y1) // 2 - 2 * ui, (x0 + x1) // 2 - 2 * ui, ui)
         for i in range(len(ITEMS)):
             x, y, w, h = self._grid_cell(self.GUI_ITEMS_BOX, 5, 3, i)

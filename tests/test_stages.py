@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 
-
 import common
 from conftest import ROOT
 

@@ -272,10 +272,21 @@ def test_gui_cursor_and_click_crafting():
     env.step(act(camera=np.array([counts[1], counts[0]]) * common.CAMERA_SCALER))
     assert env.yaw == yaw and env.pitch == pitch
     np.testing.assert_allclose(env.cursor, target, atol=1.0)
+    before = env.screen.copy()
     env.step(act(attack=1))
     assert item(env, "planks") == 4
+    pressed = env.screen.copy()
     env.step(act(attack=1))  # held: no second click
     assert item(env, "planks") == 4
+    env.step(act())
+    # a click is visible (every action leaves a trace an IDM can learn from): the recipe under the cursor is drawn
+    # pressed while the button is held, and only that cell changes shade
+    x, y, w, h = (np.array(env._grid_cell(env.GUI_RECIPE_BOX, 5, 2, tc.RECIPE_NAMES.index("planks"))) * 64).round()
+    cell = (slice(int(y) + 1, int(y + h) - 2), slice(int(x) + 1, int(x + w) - 2))
+    assert pressed[cell].mean() < env.screen[cell].mean() - 20
+    changed = (pressed != env.screen).any(-1)
+    changed[cell] = False
+    assert not changed.any()
     env.step(act(ESC=1))
     assert not env.gui_open
 
