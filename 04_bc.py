@@ -241,7 +241,9 @@ def train(args, model, train_paths, eval_paths, device, rank, world, out, log_pr
     if args.compile and device.type == "cuda":
         net = torch.compile(net)
     if world > 1:
-        net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
+        # the value head takes no part in the BC loss, so DDP must not wait for its gradients
+        net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None,
+                                      find_unused_parameters=True)
     if args.freeze_cnn:
         for p in model.net.img_process.parameters():
             p.requires_grad_(False)

@@ -78,7 +78,8 @@ def parse_args(argv=None):
     g.add_argument("--num-steps", type=int, default=128, help="steps per environment per rollout")
     g.add_argument("--seq-len", type=int, default=32, help="steps per sequence in the update (state stored at starts)")
     g.add_argument("--total-steps", type=int, default=131_072, help="environment steps in all")
-    g.add_argument("--episode-steps", type=int, default=2400, help="length of a training and evaluation episode")
+    g.add_argument("--episode-steps", type=int, default=1200, help="steps in a training and evaluation episode (as "
+                   "04_bc.py evaluates)")
     g = p.add_argument_group("PPO")
     g.add_argument("--lr", type=float, default=1e-4)
     g.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=True)
@@ -261,7 +262,8 @@ def train(args, out, device, label="rl"):
     policy.to(device)
     if pretrained is not None:
         pretrained.to(device).eval()
-    optimizer = torch.optim.Adam(policy.parameters(), lr=args.lr, eps=1e-5)
+    trainable = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=args.lr, eps=1e-5)
     size = policy.net_args["img_shape"][0]
     num_envs, num_steps, seq_len = args.num_envs, args.num_steps, args.seq_len
     batch_size = num_envs * num_steps
@@ -344,7 +346,7 @@ def train(args, out, device, label="rl"):
         policy.train()
         value_only = iteration <= args.value_pretrain
         # while the value head pre-trains, nothing else may move (the value loss would reach the shared trunk)
-        for p in policy.parameters():
+        for p in trainable:
             p.requires_grad_(not value_only)
         policy.value_head.requires_grad_(True)
         seqs = [(e, k) for e in range(num_envs) for k in range(n_seq)]
@@ -406,7 +408,7 @@ def train(args, out, device, label="rl"):
 
                 optimizer.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(trainable, args.max_grad_norm)
                 optimizer.step()
             stats = {"pg_loss": pg_loss.item(), "v_loss": v_loss.item(), "kl_pretrained": kl.item(),
                      "entropy": entropy_loss.item(), "approx_kl": approx_kl.item(),

@@ -37,3 +37,16 @@ def test_chain_of_stages(tmp_path):
     reinforced = json.loads((tmp_path / "runs" / "rl" / "metrics.json").read_text())
     assert set(reinforced["item_rates"]) == set(common.ITEMS) and reinforced["env_steps"] == 64
     assert (tmp_path / "runs" / "rl" / "training.png").exists()
+
+
+def test_bc_trains_under_torchrun_with_two_processes(tmp_path):
+    # each rank streams its own share of the recordings; rank 0 evaluates and saves
+    import toycraft
+
+    toycraft.record_contractors(tmp_path / "data", 4, seed=0, max_steps=150, progress=False)
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(ROOT / "04_bc.py"),
+                          "--smoke", "--data", "data", "--episodes", "0", "--workers", "1"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    config = json.loads((tmp_path / "runs" / "bc" / "config.json").read_text())
+    assert config["world_size"] == 2 and (tmp_path / "runs" / "bc" / "policy.pt").exists()
