@@ -167,3 +167,18 @@ def test_label_run_refuses_a_missing_idm(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["03_label.py", "--idm", "nothing.pt"])
     with pytest.raises(SystemExit, match="nothing.pt: no such checkpoint"):
         label_stage.main()
+
+
+def test_label_ranks_share_out_the_videos(tmp_path, monkeypatch):
+    # under torchrun, rank r of N labels videos r, r+N, ... (sorted) and writes its own metrics file
+    monkeypatch.chdir(tmp_path)
+    videos = [_source_video(tmp_path / "web" / f"{name}.mp4", n=20) for name in ("a", "b", "c")]
+    _tiny_idm(tmp_path / "idm.pt")
+    segments = {"segments": [{"video": str(v), "start": 0, "end": 20} for v in videos]}
+    (tmp_path / "segments.json").write_text(json.dumps(segments))
+    monkeypatch.setattr("sys.argv", ["03_label.py", "--idm", "idm.pt", "--segments", "segments.json"])
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    label_stage.main()
+    assert sorted(p.name for p in (tmp_path / "data" / "labeled").glob("*.jsonl")) == ["b_0000000-0000020.jsonl"]
+    assert (tmp_path / "runs" / "label" / "metrics.rank1.json").exists()
