@@ -22,8 +22,8 @@ Output: runs/rl/policy.pt, runs/rl/metrics.json (item_rates of the final evaluat
 
 Commands:
     python 05_rl.py --smoke                 # a couple of tiny iterations: does everything run? (~30 s)
-    python 05_rl.py                         # toy: from 04's policy, with KL, on a 2-core laptop (~20 min)
-    python 05_rl.py --ablations             # from scratch, from BC without KL, from BC with KL, one figure (~1 h)
+    python 05_rl.py                         # toy: from 04's policy, with KL, on a 2-core laptop (~18 min)
+    python 05_rl.py --ablations             # from scratch, from BC without KL, from BC with KL, one figure (46 min)
     python 05_rl.py --env minerl --init foundation-model-1x.model --num-envs 64 --device cuda --bf16
 
 Differences from the paper:
@@ -31,13 +31,13 @@ Differences from the paper:
    paper's scale (thousands of GPUs-days) and would double this file. The KL-to-pretrained term, the heart of §4.4, is
    the same. No entropy bonus, as in the paper (--ent-coef adds one).
 2. KL coefficient: the paper's exact value and decay are not reliably known (vpt-facts.md §7 marks rho 0.2 decaying
-   x0.995 per iteration as unverified). We use 0.2 decaying x0.99 per iteration: our runs are ~150 iterations, not
+   x0.995 per iteration as unverified). We use 0.2 decaying x0.99 per iteration: our runs are 128 iterations, not
    thousands, so the same per-iteration decay would keep the policy pinned to BC for the whole run.
 3. Reward: VPT Table 7, paid from inventory increases (`common.item_reward`): a count pays only where it rises above
    the most of that item held so far this episode, up to the table's cap. So dropping and picking an item up again
    pays nothing, and neither does re-collecting what a recipe consumed, until the old high is passed. Death ends the
    toy episode, with no extra penalty.
-4. Scale: 8 toy environments and ~150k steps against the paper's thousands of 10-minute MineRL episodes in parallel.
+4. Scale: 8 toy environments and 131k steps against the paper's thousands of 10-minute MineRL episodes in parallel.
 """
 
 import argparse
