@@ -272,7 +272,6 @@ def test_gui_cursor_and_click_crafting():
     env.step(act(camera=np.array([counts[1], counts[0]]) * common.CAMERA_SCALER))
     assert env.yaw == yaw and env.pitch == pitch
     np.testing.assert_allclose(env.cursor, target, atol=1.0)
-    before = env.screen.copy()
     env.step(act(attack=1))
     assert item(env, "planks") == 4
     pressed = env.screen.copy()
