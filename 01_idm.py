@@ -37,7 +37,6 @@ Differences from the paper:
 
 import argparse
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -139,15 +138,6 @@ def load_recordings(paths, size):
     return recordings
 
 
-def split_recordings(paths, held_out, seed):
-    """Hold out whole recordings (never frames of a training recording) for evaluation."""
-    paths = sorted(paths)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(paths))
-    n_eval = max(1, int(round(held_out * len(paths)))) if len(paths) > 1 else 0
-    return [paths[i] for i in sorted(order[n_eval:])], [paths[i] for i in sorted(order[:n_eval])]
-
-
 def take_hours(paths, hours):
     """The first recordings (in a fixed order) that add up to `hours` of frames: the data-size sweep's subsets."""
     chosen, frames = [], 0
@@ -219,12 +209,6 @@ def train(args, model, train_recs, eval_recs, device, rank, world, log_prefix=""
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
 
-    def lr_at(step):  # linear warm-up, then cosine decay to a tenth
-        if step < args.warmup:
-            return args.lr * (step + 1) / args.warmup
-        progress = (step - args.warmup) / max(args.steps - args.warmup, 1)
-        return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
-
     step, history = 0, {"step": [], "loss": [], "eval_step": [], "button_f1": [], "camera_accuracy": []}
     metrics = None  # the latest held-out evaluation, returned so that main need not run it again
     ckpt_path = args.out / "idm.pt"
@@ -242,7 +226,7 @@ def train(args, model, train_recs, eval_recs, device, rank, world, log_prefix=""
     start = time.time()
     for step in bar:
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = common.warmup_cosine(step, args.lr, args.warmup, args.steps)
         frames, buttons, camera = (x.to(device) for x in sample_windows(train_recs, args.batch, clip, generator))
         first = torch.zeros(frames.shape[:2], dtype=torch.bool, device=device)
         net.train()
@@ -349,7 +333,7 @@ def main():
     paths = common.find_recordings(args.data) if args.data.exists() else []
     if not paths:
         raise SystemExit(f"01_idm.py: no recordings (.mp4 + .jsonl) under {args.data}")
-    train_paths, eval_paths = split_recordings(paths, args.held_out, args.seed)
+    train_paths, eval_paths = common.split_recordings(paths, args.held_out, args.seed)
     if not eval_paths:
         raise SystemExit(f"01_idm.py: {args.data} holds {len(paths)} recording; at least 2 are needed, so that whole "
                          f"recordings can be held out for evaluation")

@@ -99,14 +99,6 @@ def parse_args(argv=None):
     return args
 
 
-def setup(args):
-    if args.device is None:
-        args.device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-    return torch.device(args.device)
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------------------------------------
@@ -394,7 +386,7 @@ def plot_examples(segments, scores, size, path, seed, n=8):
 
 def main():
     args = parse_args()
-    device = setup(args)
+    device, _, _ = common.setup_run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     ensure_toy_web(args)
     videos = sorted(args.data.glob("*.mp4")) if args.data.exists() else []

@@ -38,7 +38,6 @@ Differences from the paper:
 
 import argparse
 import json
-import math
 import os
 import time
 from collections import deque
@@ -196,14 +195,6 @@ class RecordingStreams:
             self.pool.terminate()
 
 
-def split_recordings(paths, held_out, seed):
-    """Hold out whole recordings for the evaluation loss."""
-    paths = sorted(paths)
-    order = np.random.default_rng(seed).permutation(len(paths))
-    n_eval = max(1, int(round(held_out * len(paths)))) if len(paths) > 1 else 0
-    return [paths[i] for i in sorted(order[n_eval:])], [paths[i] for i in sorted(order[:n_eval])]
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Model and loss
 # ---------------------------------------------------------------------------------------------------------------------
@@ -251,12 +242,6 @@ def train(args, model, train_paths, eval_paths, device, rank, world, out, log_pr
     optimizer = torch.optim.AdamW([{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": args.weight_decay},
                                    {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}], lr=args.lr)
 
-    def lr_at(step):  # linear warm-up, then cosine decay to a tenth
-        if step < args.warmup:
-            return args.lr * (step + 1) / args.warmup
-        progress = (step - args.warmup) / max(args.steps - args.warmup, 1)
-        return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
-
     step, history = 0, {"step": [], "loss": [], "eval_step": [], "eval_loss": []}
     ckpt_path = out / "policy.pt"
     if args.resume and ckpt_path.exists():
@@ -275,7 +260,7 @@ def train(args, model, train_paths, eval_paths, device, rank, world, out, log_pr
                total=args.steps)
     for step in bar:
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = common.warmup_cosine(step, args.lr, args.warmup, args.steps)
         frames, first, buttons, camera = (x.to(device) for x in streams.next_chunk())
         t0 = time.time()
         net.train()
@@ -395,7 +380,7 @@ def clone(args, data_dirs, out, device, rank, world, label):
     if not paths:
         raise SystemExit(f"04_bc.py: no recordings under {', '.join(map(str, data_dirs))} (run 03_label.py first, "
                          f"or pass --data)")
-    train_paths, eval_paths = split_recordings(paths, args.held_out, args.seed)
+    train_paths, eval_paths = common.split_recordings(paths, args.held_out, args.seed)
     torch.manual_seed(args.seed)
     model = make_policy(args)
     out.mkdir(parents=True, exist_ok=True)

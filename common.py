@@ -1461,6 +1461,22 @@ def setup_run(args):
     return device, rank, world
 
 
+def split_recordings(paths, held_out, seed):
+    """Hold out whole recordings (never frames of a training recording) for evaluation: (train, held out), sorted."""
+    paths = sorted(paths)
+    order = np.random.default_rng(seed).permutation(len(paths))
+    n_eval = max(1, int(round(held_out * len(paths)))) if len(paths) > 1 else 0
+    return [paths[i] for i in sorted(order[n_eval:])], [paths[i] for i in sorted(order[:n_eval])]
+
+
+def warmup_cosine(step, lr, warmup, steps):
+    """The learning rate at `step`: linear warm-up over `warmup` steps, then cosine decay to a tenth at `steps`."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(steps - warmup, 1)
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
 def make_env(name, seed=0, max_steps=6000, size=64):
     """The world a policy plays in, with MineRL's interface: "toy" (toycraft.ToyCraft) or "minerl" (MineRL 1.0's
     HumanSurvival). Either has `.obtained`, a bool per item of ITEMS: obtained at least once this episode."""

@@ -78,7 +78,7 @@ def test_label_scores_by_hand():
 
 def test_split_holds_out_whole_recordings():
     paths = [f"r{i}.mp4" for i in range(20)]
-    train, held = idm_stage.split_recordings(paths, 0.15, seed=0)
+    train, held = c.split_recordings(paths, 0.15, seed=0)
     assert len(held) == 3 and not set(train) & set(held) and sorted(train + held) == sorted(paths)
 
 
@@ -111,3 +111,11 @@ def test_idm_learns_a_visible_action():
             for k in range(8)]
     # the last frame's action has no next frame to show it; every other one must be read off the video
     assert torch.stack(hits).mean() > 0.9
+
+
+def test_warmup_cosine_schedule():
+    lrs = [c.warmup_cosine(s, 1.0, 10, 110) for s in range(120)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)  # linear warm-up over 10 steps
+    assert lrs[60] == pytest.approx(0.55)  # half way through the decay: the middle of 1 and 0.1
+    assert lrs[110] == pytest.approx(0.1) and lrs[119] == pytest.approx(0.1)  # a tenth at the end, and after
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
