@@ -341,7 +341,7 @@ def main():
     model = make_idm(args)
     initial_weights = {k: v.clone() for k, v in model.state_dict().items()}
     size = model.net_args["img_shape"][0]
-    config = {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "device": str(device),
+    config = {**common.args_dict(args), "device": str(device),
               "world_size": world, "train_recordings": len(train_paths), "eval_recordings": len(eval_paths),
               "parameters": common.count_parameters(model), "net_args": model.net_args}
     if rank == 0:

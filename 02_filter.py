@@ -412,7 +412,7 @@ def main():
     train_seconds = time.time() - start
     held = binary_scores(predict(model, frames[is_eval], device) > 0.5, labels[is_eval] > 0.5) if is_eval.any() else {}
     torch.save({"model": model.state_dict(), "size": args.size, "width": args.width,
-                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}},
+                "args": common.args_dict(args)},
                args.out / "classifier.pt")
 
     # VPT §3.2: run the classifier over all the video and keep the clean segments

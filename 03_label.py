@@ -77,19 +77,9 @@ def parse_args(argv=None):
     g = p.add_argument_group("running")
     g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     g.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA)")
+    g.add_argument("--seed", type=int, default=0, help="labels are argmaxes; seeds only torch's defaults")
     g.add_argument("--smoke", action="store_true", help="label the first two segments only")
     return p.parse_args(argv)
-
-
-def setup(args):
-    """Device and this process's shard: under torchrun, rank r of N labels videos r, r+N, r+2N, ... on its own."""
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if args.device is None:
-        args.device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    device = torch.device(args.device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return device, rank, world
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -170,7 +160,7 @@ def agreement(labelled, idm_metrics_path):
     """Read the pseudo-labels back as 04_bc.py will, and score them against the true actions of the same frames."""
     pred_b, pred_c, true_b, true_c, true_deg = [], [], [], [], []
     truths = {}
-    for jsonl, video, start in labelled:
+    for jsonl, video, start, _ in labelled:
         truth_file = Path(video).with_suffix(".truth.jsonl")
         if not truth_file.exists():
             return None  # not the toy internet: nothing to compare with
@@ -203,7 +193,8 @@ def agreement(labelled, idm_metrics_path):
 
 def main():
     args = parse_args()
-    device, rank, world = setup(args)
+    # under torchrun, rank r of N labels videos r, r+N, r+2N, ... on its own: no process group is needed
+    device, rank, world = common.setup_run(args, process_group=False)
     model, window = load_idm(args)
     model.to(device).eval()
     segments = read_segments(args.segments)
@@ -214,14 +205,15 @@ def main():
     print(f"labelling {sum(len(segments[v]) for v in videos)} segments of {len(videos)} videos with {args.idm} "
           f"(window {window}) on {device}" + (f", rank {rank} of {world}" if world > 1 else ""))
 
-    labelled, problems = [], []  # (jsonl, video, start) of every labelled segment; (what, why) of every skipped one
+    # (jsonl, video, start, end) of every labelled segment; (what, why) of every skipped one
+    labelled, problems = [], []
     n_frames, seconds, skipped_done = 0, 0.0, 0
     bar = tqdm(total=sum(e - s for v in videos for s, e in segments[v]), desc="labelling", unit="frame")
     for video in videos:
         for start, end in segments[video]:
             jsonl = segment_stem(args.out, video, start, end).with_suffix(".jsonl")
             if jsonl.exists() and not args.force:
-                labelled.append((jsonl, video, start))
+                labelled.append((jsonl, video, start, end))
                 skipped_done += 1
                 bar.update(end - start)
                 continue
@@ -242,13 +234,12 @@ def main():
                 continue
             seconds += time.time() - t0
             n_frames += end - start
-            labelled.append((jsonl, video, start))
+            labelled.append((jsonl, video, start, end))
             bar.update(end - start)
             bar.set_postfix(frames_per_s=f"{n_frames / max(seconds, 1e-3):.0f}")
     bar.close()
 
-    metrics = {"frames": sum(e - s for v in videos for s, e in segments[v] if
-                             segment_stem(args.out, v, s, e).with_suffix(".jsonl").exists()),
+    metrics = {"frames": sum(end - start for _, _, start, end in labelled),
                "frames_labelled_now": n_frames, "frames_per_second": round(n_frames / max(seconds, 1e-3), 1),
                "segments": len(labelled), "segments_already_labelled": skipped_done, "window": window,
                "device": str(device), "problems": problems}

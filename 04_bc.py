@@ -385,7 +385,7 @@ def clone(args, data_dirs, out, device, rank, world, label):
     model = make_policy(args)
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
-        config = {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        config = {**common.args_dict(args),
                   "data": [str(d) for d in data_dirs], "device": str(device), "world_size": world,
                   "train_recordings": len(train_paths), "eval_recordings": len(eval_paths),
                   "parameters": common.count_parameters(model), "net_args": model.net_args}

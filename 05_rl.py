@@ -478,8 +478,7 @@ def plot_training(runs, path):
 
 def run(args, out, device, label):
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({k: str(v) if isinstance(v, Path) else v
-                                                 for k, v in vars(args).items()}, indent=1))
+    (out / "config.json").write_text(json.dumps(common.args_dict(args), indent=1))
     start = time.time()
     history = train(args, out, device, label)
     train_seconds = time.time() - start

@@ -680,15 +680,7 @@ def write_contractor_episode(video_path, frames, actions, gui_open=None, cursor=
     if codec not in VIDEO_CODECS:
         raise ValueError(f"{video_path}: codec must be one of {VIDEO_CODECS}, got {codec!r}")
 
-    video_path.parent.mkdir(parents=True, exist_ok=True)
-    h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*codec), fps, (w, h))
-    if not writer.isOpened():
-        raise RecordingError(f"{video_path}: OpenCV cannot write {codec} video here")
-    for frame in frames:
-        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))  # RGB -> BGR
-    writer.release()
-
+    write_video(video_path, frames, fps, codec)
     write_actions_jsonl(jsonl_path, acts, gui_open, cursor, hotbar, extras)
     if options is not None:
         options_path.write_text(json.dumps(options, indent=1))
@@ -1383,6 +1375,11 @@ def _plain(value):
     return value
 
 
+def args_dict(args):
+    """A stage's parsed flags as plain values, for its config.json and its checkpoints."""
+    return {k: _plain(v) for k, v in vars(args).items()}
+
+
 def save_checkpoint(path, model, optimizer=None, args=None, step=0, **extra):
     """{model config, weights, optimizer, args, step} to `path`, written to a temporary file first and renamed, so
     that an interrupted save never destroys the previous checkpoint."""
@@ -1391,7 +1388,7 @@ def save_checkpoint(path, model, optimizer=None, args=None, step=0, **extra):
     payload = {
         "kind": model.kind, "net_args": model.net_args, "temperature": model.temperature,
         "model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "args": {k: _plain(v) for k, v in (vars(args) if args is not None else {}).items()},
+        "args": args_dict(args) if args is not None else {},
         "step": int(step), **extra,
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -1439,17 +1436,20 @@ def load_model(path, kind=None):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def setup_run(args):
+def setup_run(args, process_group=True):
     """Device, seeds and, under torchrun, the process group. Returns (device, rank, world_size).
 
     Each rank gets its own seed (args.seed + rank), so that ranks sample different data; a stage that needs the same
-    initial weights on every rank seeds again before building its model."""
+    initial weights on every rank seeds again before building its model. A stage whose ranks never talk to each other
+    (03_label.py: each labels its own share of the videos) passes process_group=False and only reads its rank."""
     import torch.distributed as dist
 
     distributed = "RANK" in os.environ
-    if distributed:
+    if distributed and process_group:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+        rank, world = dist.get_rank(), dist.get_world_size()
+    else:
+        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     device = torch.device(args.device)
@@ -1549,14 +1549,16 @@ def evaluate_items(policy_path, env_name, episodes, episode_steps, temperature=1
     return rates, {"episodes": len(items), "episode_steps": episode_steps, "seconds": round(time.time() - t0, 1)}
 
 
-def write_video(path, frames, fps=RECORDING_FPS):
-    """Frames (T, H, W, 3) uint8 RGB -> an mp4 (mp4v) that plays anywhere."""
+def write_video(path, frames, fps=RECORDING_FPS, codec="mp4v"):
+    """Frames (T, H, W, 3) uint8 RGB -> a video file; mp4v plays anywhere, FFV1 is lossless (see VIDEO_CODECS)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (w, h))
+    if not writer.isOpened():
+        raise RecordingError(f"{path}: OpenCV cannot write {codec} video here")
     for frame in frames:
-        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))  # RGB -> BGR
     writer.release()
     return path
 

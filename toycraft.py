@@ -1522,12 +1522,7 @@ def demo(args):
         if ep["gui"][t]:
             common.draw_cursor(frame, *ep["cursor"][t])
         frames.append(frame)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), common.RECORDING_FPS, (args.size,) * 2)
-    for frame in frames:
-        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
-    writer.release()
+    out = common.write_video(args.out, np.stack(frames))
     # the GIF: a stretch around the first crafting GUI, every second frame (10 frames/s)
     first_gui = int(np.argmax(ep["gui"])) if ep["gui"].any() else 0
     start = max(first_gui - 120, 0)
