@@ -10,7 +10,8 @@ Input:  contractor recordings in OpenAI's format (--data, default data/contracto
         With --env toy and no recordings there, toycraft's scripted players record --hours of them first: the toy
         stand-in for hiring contractors (1 toy hour = 72,000 frames at 20 Hz).
 Output: runs/idm/idm.pt (model, optimizer, args, preset, step), runs/idm/metrics.json, runs/idm/config.json,
-        runs/idm/loss.png, and with --sweep-hours runs/idm/accuracy_vs_hours.png (the toy Fig. 2 left).
+        runs/idm/loss.png, and with --sweep-hours runs/idm/accuracy_vs_hours.png (the toy Fig. 2 left) and each
+        size's IDM as runs/idm/idm_<hours>h.pt (the training sets are nested random subsets, common.take_hours).
 
 Commands:
     python 01_idm.py --smoke                 # a few steps on a few frames: does everything run? (~15 s)
@@ -38,6 +39,7 @@ Differences from the paper:
 import argparse
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -106,12 +108,6 @@ def parse_args(argv=None):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _n_frames(video):
-    """Frames (actions) in a recording: the lines of its jsonl."""
-    with open(Path(video).with_suffix(".jsonl")) as f:
-        return sum(1 for _ in f)
-
-
 def ensure_toy_data(args):
     """--env toy with no recordings: play toycraft until --hours of contractor data exist (in parallel processes)."""
     if args.env != "toy" or (args.data.exists() and any(args.data.rglob("*.mp4"))):
@@ -136,17 +132,6 @@ def load_recordings(paths, size):
                            "degrees": torch.from_numpy(episode.actions["camera"].astype(np.float32)),
                            "path": episode.video_path})
     return recordings
-
-
-def take_hours(paths, hours):
-    """The first recordings (in a fixed order) that add up to `hours` of frames: the data-size sweep's subsets."""
-    chosen, frames = [], 0
-    for p in paths:
-        if frames >= hours * TOY_HOUR:
-            break
-        chosen.append(p)
-        frames += _n_frames(p)
-    return chosen
 
 
 def sample_windows(recordings, batch, clip, generator):
@@ -352,7 +337,7 @@ def main():
     sweep = [float(h) for h in args.sweep_hours.split(",")] if args.sweep_hours else [None]
     results = []
     for hours in sweep:
-        chosen = take_hours(train_paths, hours) if hours is not None else train_paths
+        chosen = common.take_hours(train_paths, hours, args.seed) if hours is not None else train_paths
         # each rank reads its own share of the training recordings
         train_recs = load_recordings(chosen[rank::world] or chosen[:1], size)
         n_frames = sum(len(r["frames"]) for r in train_recs) * world
@@ -367,6 +352,10 @@ def main():
                                           device, args)
             metrics.update(hours=n_frames / TOY_HOUR, frames=n_frames, eval_frames=metrics["frames"],
                            train_seconds=round(time.time() - start, 1), paper=PAPER)
+            if hours is not None and args.steps > 0:
+                # each size's IDM is kept: the paper's Fig. 9 labels video with each and clones a policy on it
+                shutil.copy(args.out / "idm.pt", args.out / f"idm_{hours:g}h.pt")
+                metrics["checkpoint"] = f"idm_{hours:g}h.pt"
             results.append(metrics)
             if history:
                 plot_loss(history, args.out / "loss.png")

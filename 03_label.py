@@ -34,8 +34,10 @@ Commands:
     python 03_label.py --idm 4x_idm.model --segments clean_segments.json --out data/labeled --device cuda --bf16
     torchrun --nproc_per_node 8 03_label.py --idm 4x_idm.model --device cuda --bf16     # videos sharded across ranks
 
-Re-running skips segments already labelled (their .jsonl exists; it is written last and atomically), so an interrupted
-run picks up where it stopped. --force relabels everything.
+Re-running skips segments already labelled by the same IDM (their .jsonl exists, written last and atomically, and
+their -options.json carries the SHA-256 of the IDM's file), so an interrupted run picks up where it stopped and a
+retrained IDM relabels everything. Labelled segments that 02 no longer lists are removed, so that 04 never trains on
+stale labels. --force relabels everything.
 
 Differences from the paper:
 1. The IDM's argmax is the label, as in OpenAI's released inference code; the paper does not say whether labels were
@@ -44,6 +46,7 @@ Differences from the paper:
 """
 
 import argparse
+import hashlib
 import json
 import os
 import time
@@ -125,6 +128,44 @@ def load_idm(args):
     return model, args.window or trained_on or model.net_args["timesteps"]
 
 
+def fingerprint(idm_path):
+    """SHA-256 of the IDM's file(s), the first 16 hex digits: which IDM wrote a segment's labels."""
+    h = hashlib.sha256()
+    paths = [idm_path] + ([idm_path.with_suffix(".weights")] if idm_path.suffix == ".model" else [])
+    for path in paths:
+        if path.exists():
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()[:16]
+
+
+def labelled_by(jsonl):
+    """The IDM fingerprint recorded beside a labelled segment, or None if it has none (or is not ours)."""
+    try:
+        return json.loads(Path(str(jsonl)[:-len(".jsonl")] + "-options.json").read_text()).get("idm_sha256")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+
+
+def remove_stale(out, segments):
+    """Delete the pseudo-labelled recordings in `out` that 03 wrote (their options name the IDM that labelled them)
+    for segments that are no longer in the list. Returns how many."""
+    keep = {segment_stem(out, video, start, end).name for video, spans in segments.items() for start, end in spans}
+    removed = 0
+    for options in out.glob("*-options.json"):
+        stem = options.name[:-len("-options.json")]
+        try:
+            ours = "labelled_by" in json.loads(options.read_text())
+        except (OSError, json.JSONDecodeError, TypeError):
+            ours = False
+        if ours and stem not in keep:
+            (out / f"{stem}.jsonl").unlink(missing_ok=True)
+            options.unlink()
+            removed += 1
+    return removed
+
+
 def to_env_actions(pred):
     """The IDM's labels -> a MineRL action dict of arrays: the 20 buttons 0/1 and the camera at its bin centres."""
     actions = {b: pred["buttons"][:, i].numpy() for i, b in enumerate(common.BUTTONS)}
@@ -137,14 +178,14 @@ def to_env_actions(pred):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def label_segment(model, video, start, end, window, args, device):
+def label_segment(model, video, start, end, window, args, device, idm_sha256):
     """Label frames start..end-1 of a video and write the pseudo-labelled recording. Returns its .jsonl."""
     stem = segment_stem(args.out, video, start, end)
     frames = common.read_frames(video, model.net_args["img_shape"][0], start, end)  # (N, H, W, 3)
     # VPT §3.3: overlapping windows, each frame labelled from the window where it sees most on both sides
     pred = common.idm_predict(model, frames, window=window, batch_size=args.batch, device=device, autocast=args.bf16)
     options = {"video": os.path.relpath(Path(video).resolve(), args.out.resolve()), "start": start, "end": end,
-               "labelled_by": str(args.idm), "window": window}
+               "labelled_by": str(args.idm), "idm_sha256": idm_sha256, "window": window}
     stem.parent.mkdir(parents=True, exist_ok=True)
     Path(f"{stem}-options.json").write_text(json.dumps(options, indent=1))
     # the .jsonl last: its existence says the segment is done
@@ -197,6 +238,7 @@ def main():
     device, rank, world = common.setup_run(args, process_group=False)
     model, window = load_idm(args)
     model.to(device).eval()
+    idm_sha256 = fingerprint(args.idm)
     segments = read_segments(args.segments)
     videos = sorted(segments)[rank::world]  # this rank's shard
     if args.smoke:
@@ -212,7 +254,7 @@ def main():
     for video in videos:
         for start, end in segments[video]:
             jsonl = segment_stem(args.out, video, start, end).with_suffix(".jsonl")
-            if jsonl.exists() and not args.force:
+            if jsonl.exists() and not args.force and labelled_by(jsonl) == idm_sha256:
                 labelled.append((jsonl, video, start, end))
                 skipped_done += 1
                 bar.update(end - start)
@@ -226,7 +268,7 @@ def main():
                 continue
             t0 = time.time()
             try:
-                label_segment(model, video, start, end, window, args, device)
+                label_segment(model, video, start, end, window, args, device, idm_sha256)
             except common.RecordingError as e:
                 problems.append((f"{video} {start}-{end}", str(e)))
                 warnings.warn(f"skipping a segment: {e}", stacklevel=1)
@@ -238,10 +280,12 @@ def main():
             bar.update(end - start)
             bar.set_postfix(frames_per_s=f"{n_frames / max(seconds, 1e-3):.0f}")
     bar.close()
+    removed = remove_stale(args.out, segments) if rank == 0 and not args.smoke and args.out.exists() else 0
 
     metrics = {"frames": sum(end - start for _, _, start, end in labelled),
                "frames_labelled_now": n_frames, "frames_per_second": round(n_frames / max(seconds, 1e-3), 1),
-               "segments": len(labelled), "segments_already_labelled": skipped_done, "window": window,
+               "segments": len(labelled), "segments_already_labelled": skipped_done,
+               "stale_segments_removed": removed, "window": window, "idm_sha256": idm_sha256,
                "device": str(device), "problems": problems}
     if args.env == "toy":
         scores = agreement(labelled, args.idm.parent / "metrics.json")

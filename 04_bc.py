@@ -21,6 +21,7 @@ Commands:
     python 04_bc.py --smoke                        # a few steps and a short rollout: does everything run? (~30 s)
     python 04_bc.py                                # toy foundation policy on a 2-core laptop, then 24 evaluation episodes
     python 04_bc.py --compare                      # contractor data alone against IDM-labelled web video (toy Fig. 2)
+    python 04_bc.py --data-hours 0.25 --out runs/bc_quarter   # less pseudo-labelled video (toy Fig. 8 left)
     python 04_bc.py --steps 0 --init runs/bc/policy.pt --episodes 48     # evaluate a policy again
     python 04_bc.py --preset 1x --env minerl --data /data/labeled --device cuda --bf16
     torchrun --nproc_per_node 8 04_bc.py --preset 1x --env minerl --data /data/labeled --device cuda --bf16
@@ -75,6 +76,8 @@ def parse_args(argv=None):
     g.add_argument("--batch", type=int, default=8, help="recordings streamed in parallel (per process with torchrun)")
     g.add_argument("--chunk", type=int, default=None, help="frames per sequence (default: the preset's timesteps)")
     g.add_argument("--steps", type=int, default=1500, help="optimiser steps (0: only evaluate)")
+    g.add_argument("--data-hours", type=float, default=None, help="train on only this many hours of the recordings "
+                   "(a seeded random subset; the paper's Fig. 8 ablation)")
     g.add_argument("--freeze-cnn", action="store_true", help="train only the transformer and heads (fine-tuning)")
     g = p.add_argument_group("optimiser")
     g.add_argument("--lr", type=float, default=1e-3)
@@ -381,6 +384,8 @@ def clone(args, data_dirs, out, device, rank, world, label):
         raise SystemExit(f"04_bc.py: no recordings under {', '.join(map(str, data_dirs))} (run 03_label.py first, "
                          f"or pass --data)")
     train_paths, eval_paths = common.split_recordings(paths, args.held_out, args.seed)
+    if args.data_hours is not None:
+        train_paths = common.take_hours(train_paths, args.data_hours, args.seed)
     torch.manual_seed(args.seed)
     model = make_policy(args)
     out.mkdir(parents=True, exist_ok=True)
@@ -388,11 +393,12 @@ def clone(args, data_dirs, out, device, rank, world, label):
         config = {**common.args_dict(args),
                   "data": [str(d) for d in data_dirs], "device": str(device), "world_size": world,
                   "train_recordings": len(train_paths), "eval_recordings": len(eval_paths),
+                  "train_hours": sum(map(common.recording_frames, train_paths)) / (3600 * common.RECORDING_FPS),
                   "parameters": common.count_parameters(model), "net_args": model.net_args}
         (out / "config.json").write_text(json.dumps(config, indent=1))
         print(f"[{label}] {len(train_paths)} recordings to train on, {len(eval_paths)} held out; "
               f"{config['parameters']:,} parameters")
-    metrics = {"data": [str(d) for d in data_dirs]}
+    metrics = {"data": [str(d) for d in data_dirs], "train_hours": config["train_hours"] if rank == 0 else None}
     if args.steps > 0:
         start = time.time()
         history, rates = train(args, model, train_paths, eval_paths, device, rank, world, out, f"[{label}] ")

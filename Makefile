@@ -1,6 +1,8 @@
 # nanoVPT: two commands.
 #   make test   runs the test suite
-#   make toy    runs the toy pipeline, stages 01 -> 05 on toycraft, each reading the one before it
+#   make toy            runs the toy pipeline, stages 01 -> 05 on toycraft, each reading the one before it, and
+#                       writes runs/report.md
+#   make paper-figures  the ablations behind the paper's figures, on top of make toy (hours)
 # Both first build .venv with Python 3.10+ and the packages in requirements.txt; re-running skips the install.
 #
 # Torch: where .venv has none, `pip install $(TORCH)` puts it in first. The default is the pinned CPU build that
@@ -13,9 +15,8 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-STAGES := 01_idm 02_filter 03_label 04_bc 05_rl
 
-.PHONY: test toy clean
+.PHONY: test toy paper-figures clean
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "nanoVPT needs Python 3.10+, found " + sys.version.split()[0]'
@@ -27,12 +28,57 @@ $(STAMP): requirements.txt
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
-toy: $(STAMP)
-	@for stage in $(STAGES); do \
-		echo "=== make toy: $$stage.py"; \
-		$(PY) $$stage.py --env toy; rc=$$?; \
-		if [ $$rc -ne 0 ]; then echo "=== make toy: $$stage.py failed (exit $$rc)"; exit $$rc; fi; \
-	done
+# make toy: each stage is a Make target, the file it writes last (so an interrupted stage has not written it). Make's own
+# rule decides what is up to date: a stage runs again when that file is missing or older than the stage's script,
+# common.py, toycraft.py or the stage before it; the ones after it follow. Recorded toy data is recorded again only
+# when toycraft.py is newer than it. Each stage's wall time goes to runs/times.tsv, and report.py writes
+# runs/report.md at the end.
+SHARED := common.py toycraft.py
+IDM := runs/idm/metrics.json
+FILTER := runs/filter/metrics.json
+LABEL := runs/label/metrics.json
+BC := runs/bc/metrics.json
+RL := runs/rl/metrics.json
+
+# $(call stage,name,command): run it, log its wall time, stop make toy with a clear line if it fails
+define stage
+	@mkdir -p runs
+	@echo "=== make toy: $(1)"
+	@start=$$(date +%s); $(2) || { rc=$$?; echo "=== make toy: $(1) failed (exit $$rc)"; exit $$rc; }; \
+		printf '%s\t%s\n' $(1) $$(( $$(date +%s) - start )) >> runs/times.tsv
+endef
+# toy data recorded by an older toycraft.py is recorded again (only toycraft's own toy-* recordings are removed)
+define stale_toy_data
+	@if [ -d $(1) ] && [ toycraft.py -nt $(1) ]; then echo "toycraft.py changed: recording $(1) again"; \
+		rm -f $(1)/toy-*; fi
+endef
+
+toy: runs/report.md
+
+$(IDM): 01_idm.py $(SHARED) | $(STAMP)
+	$(call stale_toy_data,data/contractor)
+	$(call stage,01_idm,$(PY) 01_idm.py --env toy)
+
+$(FILTER): 02_filter.py $(SHARED) | $(STAMP)
+	$(call stale_toy_data,data/web)
+	$(call stage,02_filter,$(PY) 02_filter.py --env toy)
+
+$(LABEL): 03_label.py $(SHARED) $(IDM) $(FILTER)
+	$(call stage,03_label,$(PY) 03_label.py --env toy)
+
+$(BC): 04_bc.py $(SHARED) $(LABEL)
+	$(call stage,04_bc,$(PY) 04_bc.py --env toy)
+
+$(RL): 05_rl.py $(SHARED) $(BC)
+	$(call stage,05_rl,$(PY) 05_rl.py --env toy)
+
+runs/report.md: report.py $(IDM) $(FILTER) $(LABEL) $(BC) $(RL)
+	$(call stage,report,$(PY) report.py)
+	@echo "=== make toy: done; open runs/report.md"
+
+# the ablations behind the paper's figures, on top of make toy's runs (about 3 hours on 2 cores; resumable)
+paper-figures: toy
+	$(PY) report.py paper-figures
 
 # start over: the recorded toy data and every run
 clean:

@@ -1469,6 +1469,25 @@ def split_recordings(paths, held_out, seed):
     return [paths[i] for i in sorted(order[n_eval:])], [paths[i] for i in sorted(order[:n_eval])]
 
 
+def recording_frames(path):
+    """Frames (actions) in a recording: the lines of its .jsonl (path: the .jsonl or the .mp4 beside it)."""
+    with open(Path(path).with_suffix(".jsonl")) as f:
+        return sum(1 for _ in f)
+
+
+def take_hours(paths, hours, seed=0):
+    """Recordings adding up to `hours` of frames at 20 Hz, for the data-size ablations (paper Fig. 2, 8, 9): taken in
+    a seeded random order, so that every skill level is represented and a smaller set is part of every larger one."""
+    paths = sorted(paths)
+    chosen, frames = [], 0
+    for i in np.random.default_rng(seed).permutation(len(paths)):
+        if frames >= hours * 3600 * RECORDING_FPS:
+            break
+        chosen.append(paths[i])
+        frames += recording_frames(paths[i])
+    return sorted(chosen)
+
+
 def warmup_cosine(step, lr, warmup, steps):
     """The learning rate at `step`: linear warm-up over `warmup` steps, then cosine decay to a tenth at `steps`."""
     if step < warmup:

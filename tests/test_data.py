@@ -313,3 +313,15 @@ def test_bench_smoke():
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "frames/s" in out.stdout and "640x360" in out.stdout and "FFV1" in out.stdout
+
+
+def test_take_hours_gives_nested_random_subsets(tmp_path):
+    # the data-size ablations: about the hours asked for, every smaller set inside every larger one
+    paths = []
+    for i in range(20):
+        actions = c.minerl_noop(360)  # 360 frames = 0.005 hours at 20 Hz
+        paths.append(c.write_actions_jsonl(tmp_path / f"r{i:02d}.jsonl", actions))
+    small, large = c.take_hours(paths, 0.02), c.take_hours(paths, 0.05)
+    assert len(small) == 4 and len(large) == 10 and set(small) < set(large)
+    assert small != sorted(paths)[:4]  # a random subset, not the first names
+    assert c.take_hours(paths, 0.02, seed=1) != small and c.recording_frames(paths[0]) == 360

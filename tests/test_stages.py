@@ -19,11 +19,15 @@ def test_idm_trains_under_torchrun_with_two_processes(tmp_path):
 
 
 def test_chain_of_stages(tmp_path):
-    # 01 -> 05 with their default hand-off paths, as make toy runs them
+    # 01 -> 05 with their default hand-off paths, as make toy runs them, then the report
     for script in ["01_idm.py", "02_filter.py", "03_label.py", "04_bc.py", "05_rl.py"]:
         out = subprocess.run([sys.executable, str(ROOT / script), "--smoke"], cwd=tmp_path, capture_output=True,
                              text=True, timeout=300)
         assert out.returncode == 0, f"{script}: {out.stderr[-2000:]}"
+    (tmp_path / "runs" / "times.tsv").write_text("01_idm\t61\n05_rl\t30\n05_rl\t29\n")
+    out = subprocess.run([sys.executable, str(ROOT / "report.py"), "--gif-steps", "10"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
     filtered = json.loads((tmp_path / "runs" / "filter" / "metrics.json").read_text())
     assert {"accuracy", "precision", "recall", "kept_fraction"} <= set(filtered) and "truth" in filtered
     labelled = json.loads((tmp_path / "runs" / "label" / "metrics.json").read_text())
@@ -37,6 +41,11 @@ def test_chain_of_stages(tmp_path):
     reinforced = json.loads((tmp_path / "runs" / "rl" / "metrics.json").read_text())
     assert set(reinforced["item_rates"]) == set(common.ITEMS) and reinforced["env_steps"] == 64
     assert (tmp_path / "runs" / "rl" / "training.png").exists()
+    report = (tmp_path / "runs" / "report.md").read_text()
+    idm = json.loads((tmp_path / "runs" / "idm" / "metrics.json").read_text())
+    assert f"| {idm['button_accuracy']:.3f} | 0.906 |" in report  # the IDM's number beside the paper's
+    assert "| 05_rl | 0.5 |" in report and "| all | 1.5 |" in report  # a stage's latest time counts
+    assert "![04: zero-shot item rates](bc/item_rates.png)" in report and (tmp_path / "runs" / "agent.gif").exists()
 
 
 def test_bc_trains_under_torchrun_with_two_processes(tmp_path):

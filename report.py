@@ -1,0 +1,353 @@
+"""
+report.py: the toy pipeline's results on one page, and the ablations behind the paper's claims.
+
+`make toy` ends here: this script reads what the five stages left in runs/ and writes runs/report.md, one table of
+each stage's headline numbers next to the paper's, every stage's figures, a first-person GIF of the final agent and
+the wall time of each stage (which the Makefile logs in runs/times.tsv).
+
+`make paper-figures` runs the ablations behind VPT's claims on top of make toy's outputs, each once, into runs/paper/
+(a rerun skips the runs that finished), then plots them the way the paper does:
+    Fig. 2 left   IDM quality against hours of labelled contractor data        01 --sweep-hours
+    Fig. 2 right  BC on IDM pseudo-labels against BC on the labelled data alone 04 --data data/contractor
+    Fig. 8 left   zero-shot items against hours of pseudo-labelled video        04 --data-hours
+    Fig. 9        zero-shot items against the IDM's hours of training data      03 + 04 with each sweep IDM
+    Fig. 7        RL from scratch, from BC without KL, from BC with KL          05 --ablations
+
+Commands:
+    python report.py                          # runs/report.md (and runs/agent.gif) from what is in runs/
+    python report.py --readme                 # the same, copied into README.md's Results section and assets/results/
+    python report.py paper-figures            # the ablations (about 3 hours on 2 cores), then the report
+    python report.py paper-figures --smoke    # every ablation at smoke size: checks the machinery (a few minutes)
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import common
+
+ITEMS = common.ITEMS
+RUNS = Path("runs")
+PAPER_RUNS = RUNS / "paper"
+# the sizes each ablation is run at (toy hours); make toy's own runs add the largest point of each curve
+IDM_HOURS = [0.05, 0.15, 0.3]  # Fig. 2 left and Fig. 9: of the ~0.5 toy hours of contractor data
+BC_HOURS = [0.15, 0.5]  # Fig. 8 left: of the ~1.4 toy hours of pseudo-labelled web video
+SHOWN = ["log", "planks", "stick", "crafting_table", "wooden_pickaxe", "cobblestone", "stone_pickaxe"]
+
+
+def load(path):
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def fmt(x, digits=3):
+    return "–" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The ablations (make paper-figures)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def ablation_runs():
+    """(what it is for, command, the file it writes last) for every run behind the paper's figures, in order."""
+    py = [sys.executable]
+    runs = [("Fig. 2 left: one IDM per data size", py + ["01_idm.py", "--sweep-hours", ",".join(map(str, IDM_HOURS)),
+                                                          "--out", str(PAPER_RUNS / "idm_sweep")],
+             PAPER_RUNS / "idm_sweep" / "metrics.json")]
+    for h in IDM_HOURS:
+        runs.append((f"Fig. 9: label the web video with the {h} h IDM",
+                     py + ["03_label.py", "--idm", str(PAPER_RUNS / "idm_sweep" / f"idm_{h:g}h.pt"),
+                           "--out", f"data/paper/labeled_{h:g}h", "--run-dir", str(PAPER_RUNS / f"label_{h:g}h")],
+                     PAPER_RUNS / f"label_{h:g}h" / "metrics.json"))
+        runs.append((f"Fig. 9: clone a policy on the {h} h IDM's labels",
+                     py + ["04_bc.py", "--data", f"data/paper/labeled_{h:g}h", "--out",
+                           str(PAPER_RUNS / f"bc_idm_{h:g}h")],
+                     PAPER_RUNS / f"bc_idm_{h:g}h" / "metrics.json"))
+    runs.append(("Fig. 2 right: clone a policy on the contractor data alone",
+                 py + ["04_bc.py", "--data", "data/contractor", "--out", str(PAPER_RUNS / "bc_contractor")],
+                 PAPER_RUNS / "bc_contractor" / "metrics.json"))
+    for h in BC_HOURS:
+        runs.append((f"Fig. 8 left: clone a policy on {h} h of pseudo-labelled video",
+                     py + ["04_bc.py", "--data-hours", str(h), "--out", str(PAPER_RUNS / f"bc_data_{h:g}h")],
+                     PAPER_RUNS / f"bc_data_{h:g}h" / "metrics.json"))
+    runs.append(("Fig. 7: RL from scratch, from BC without KL and with KL",
+                 py + ["05_rl.py", "--ablations", "--out", str(PAPER_RUNS / "rl")], PAPER_RUNS / "rl" / "ablations.json"))
+    return runs
+
+
+def run_ablations(smoke):
+    """Run every ablation that has not finished yet, logging each one's wall time to runs/paper/times.tsv."""
+    if not (RUNS / "bc" / "policy.pt").exists() or not Path("data/labeled").exists():
+        raise SystemExit("report.py paper-figures: run `make toy` first (the ablations build on its data and runs)")
+    PAPER_RUNS.mkdir(parents=True, exist_ok=True)
+    for what, cmd, done in ablation_runs():
+        if done.exists():
+            print(f"=== paper-figures: {what}: done already ({done})")
+            continue
+        cmd = cmd + ["--smoke"] if smoke else cmd
+        print(f"=== paper-figures: {what}\n    {' '.join(cmd[1:])}", flush=True)
+        start = time.time()
+        subprocess.run(cmd, check=True)
+        with open(PAPER_RUNS / "times.tsv", "a") as f:
+            f.write(f"{done.parent.name}\t{time.time() - start:.0f}\n")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The figures, drawn like the paper's
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def idm_points():
+    """Held-out IDM scores by hours of labelled data: the sweep's IDMs and make toy's own."""
+    sweep = (load(PAPER_RUNS / "idm_sweep" / "metrics.json") or {}).get("sweep", [])
+    points = [dict(m, source=str(PAPER_RUNS / "idm_sweep" / m.get("checkpoint", "idm.pt"))) for m in sweep]
+    main = load(RUNS / "idm" / "metrics.json")
+    if main:
+        points.append(dict(main, source=str(RUNS / "idm" / "idm.pt")))
+    return sorted(points, key=lambda m: m["hours"])
+
+
+def plot_fig2_left(points, path):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    hours = [m["hours"] for m in points]
+    for key, label, mark in [("button_accuracy", "keypress accuracy (mean of 20)", "^-"),
+                             ("button_f1", "button F1 (mean)", "o-"), ("camera_accuracy", "camera-bin accuracy", "s-"),
+                             ("camera_r2", "camera R$^2$", "d-")]:
+        ax.plot(hours, [max(m[key], 0) for m in points], mark, label=label)
+    ax.axhline(0.906, color="grey", lw=0.8, ls="--")
+    ax.text(hours[0], 0.915, "paper: 90.6% keypress accuracy", fontsize=7, color="grey")
+    ax.set_xscale("log")
+    ax.set(xlabel="hours of labelled contractor data", ylabel="held-out score", ylim=(0, 1.05),
+           title="IDM quality against labelled data (Fig. 2 left)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_bars(rates, path, title):
+    """Item rates of several policies side by side (the paper's Fig. 2 right / Fig. 4 style)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    width = 0.8 / len(rates)
+    for k, (label, r) in enumerate(rates.items()):
+        ax.bar(np.arange(len(SHOWN)) + (k - (len(rates) - 1) / 2) * width, [r[i] for i in SHOWN], width, label=label)
+    ax.set_xticks(np.arange(len(SHOWN)), [i.replace("_", " ") for i in SHOWN], fontsize=8)
+    ax.set(ylabel="fraction of episodes", ylim=(0, 1.05), title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_items_against(xs, rates, xlabel, path, title):
+    """Item rates (one line per item) against a data size (the paper's Fig. 8 left / Fig. 9 style)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for j, item in enumerate(SHOWN):
+        ys = [r[item] for r in rates]
+        if any(ys):
+            ax.plot(xs, ys, "o-", color=f"C{j}", label=item.replace("_", " "))
+    ax.set_xscale("log")
+    ax.set(xlabel=xlabel, ylabel="fraction of episodes", ylim=(-0.02, 1.05), title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def paper_figures():
+    """Draw whichever of the five figures have their runs; return {figure: (png, markdown lines)} for the report."""
+    out = {}
+    points = idm_points()
+    if len(points) > 1:
+        plot_fig2_left(points, PAPER_RUNS / "fig2_left.png")
+        rows = ["| labelled hours | keypress accuracy | button F1 | camera accuracy | camera R² |", "|---|---|---|---|---|"]
+        rows += [f"| {m['hours']:.2f} | {m['button_accuracy']:.3f} | {m['button_f1']:.3f} | {m['camera_accuracy']:.3f} "
+                 f"| {m['camera_r2']:.3f} |" for m in points]
+        out["Fig. 2 left: IDM quality against labelled hours"] = ("paper/fig2_left.png", rows)
+    web, contractor = load(RUNS / "bc" / "metrics.json"), load(PAPER_RUNS / "bc_contractor" / "metrics.json")
+    if web and contractor and "item_rates" in web and "item_rates" in contractor:
+        rates = {f"IDM-labelled web video ({web.get('train_hours') or 0:.2f} h)": web["item_rates"],
+                 f"contractor data alone ({contractor.get('train_hours') or 0:.2f} h)": contractor["item_rates"]}
+        plot_bars(rates, PAPER_RUNS / "fig2_right.png", "BC on IDM pseudo-labels vs the labelled data (Fig. 2 right)")
+        out["Fig. 2 right: BC on IDM labels against BC on the labelled data alone"] = (
+            "paper/fig2_right.png", _rates_table(rates))
+    bc_data = [load(PAPER_RUNS / f"bc_data_{h:g}h" / "metrics.json") for h in BC_HOURS] + [web]
+    bc_data = sorted([m for m in bc_data if m and "item_rates" in m and m.get("train_hours")],
+                     key=lambda m: m["train_hours"])
+    if len(bc_data) > 1:
+        plot_items_against([m["train_hours"] for m in bc_data], [m["item_rates"] for m in bc_data],
+                           "hours of pseudo-labelled web video", PAPER_RUNS / "fig8_left.png",
+                           "Zero-shot items against BC data (Fig. 8 left)")
+        out["Fig. 8 left: zero-shot items against hours of pseudo-labelled video"] = (
+            "paper/fig8_left.png", _rates_table({f"{m['train_hours']:.2f} h": m["item_rates"] for m in bc_data}))
+    by_idm = []
+    for m in points:
+        h = Path(m["source"]).stem.removeprefix("idm_").removesuffix("h")
+        bc = web if m["source"] == str(RUNS / "idm" / "idm.pt") else load(PAPER_RUNS / f"bc_idm_{h}h" / "metrics.json")
+        if bc and "item_rates" in bc:
+            by_idm.append((m["hours"], bc["item_rates"]))
+    if len(by_idm) > 1:
+        plot_items_against([h for h, _ in by_idm], [r for _, r in by_idm], "hours of data the IDM was trained on",
+                           PAPER_RUNS / "fig9.png", "BC quality against IDM training data (Fig. 9)")
+        out["Fig. 9: zero-shot items against the IDM's training data"] = (
+            "paper/fig9.png", _rates_table({f"IDM on {h:.2f} h": r for h, r in by_idm}))
+    ablations = load(PAPER_RUNS / "rl" / "ablations.json")
+    if ablations:
+        out["Fig. 7: RL from scratch, from BC without KL, from BC with KL"] = (
+            "paper/rl/ablations.png", _rates_table({k: v["item_rates"] for k, v in ablations.items()},
+                                                   extra={k: v["mean_return"] for k, v in ablations.items()}))
+    return out
+
+
+def _rates_table(rates, extra=None):
+    """A markdown table of item rates, one row per policy (and an optional mean-return column)."""
+    head = "| | " + " | ".join(i.replace("_", " ") for i in SHOWN) + (" | mean return |" if extra else " |")
+    rows = [head, "|---" * (len(SHOWN) + 1 + bool(extra)) + "|"]
+    for label, r in rates.items():
+        rows.append(f"| {label} | " + " | ".join(f"{r[i]:.2f}" for i in SHOWN) +
+                    (f" | {extra[label]:.2f} |" if extra else " |"))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The report
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def agent_gif(policy, path, steps=400, seed=1_000_000):
+    """One first-person episode of a policy in an evaluation world (never recorded in), every second frame, 128 px."""
+    from PIL import Image
+
+    _, frames = common._rollout_worker((str(policy), "toy", [seed], steps, 1.0, True))
+    clip = [Image.fromarray(f).resize((128, 128), Image.NEAREST) for f in frames[::2]]
+    clip[0].save(path, save_all=True, append_images=clip[1:], duration=100, loop=0)
+    return path
+
+
+def stage_times():
+    """Seconds of each stage's latest run, from the lines the Makefile appends to runs/times.tsv."""
+    times = {}
+    if (RUNS / "times.tsv").exists():
+        for line in (RUNS / "times.tsv").read_text().splitlines():
+            stage, seconds = line.split("\t")[:2]
+            times[stage] = int(float(seconds))
+    return times
+
+
+def headline(runs):
+    """The table of each stage's numbers next to the paper's."""
+    idm, filt, label, bc, rl = (runs.get(k) or {} for k in ("idm", "filter", "label", "bc", "rl"))
+    truth = filt.get("truth", {})
+    bc_rates, rl_rates = bc.get("item_rates", {}), rl.get("item_rates", {})
+    random_rates = bc.get("random_item_rates", {})
+
+    def got(rates):
+        return ", ".join(f"{i.replace('_', ' ')} {rates[i]:.2f}" for i in ITEMS if rates.get(i)) or "nothing"
+
+    return [
+        "| stage | measure | toy | paper |",
+        "|---|---|---|---|",
+        f"| 01 IDM | keypress accuracy (mean over 20 buttons), held out | {fmt(idm.get('button_accuracy'))} | 0.906 |",
+        f"| 01 IDM | button F1 (mean over buttons pressed) | {fmt(idm.get('button_f1'))} | not reported |",
+        f"| 01 IDM | camera R² / camera-bin accuracy | {fmt(idm.get('camera_r2'))} / "
+        f"{fmt(idm.get('camera_accuracy'))} | 0.97 / not reported |",
+        f"| 02 filter | kept frames against the truth: accuracy / precision | {fmt(truth.get('accuracy'))} / "
+        f"{fmt(truth.get('precision'))} | not reported (classifier on 8,800 labelled images) |",
+        f"| 02 filter | fraction of web video kept | {fmt(filt.get('kept_fraction'))} | ~0.26 (70k of 270k hours) |",
+        f"| 03 label | pseudo-labels against the truth: button F1 / camera accuracy | {fmt(label.get('button_f1'))} / "
+        f"{fmt(label.get('camera_accuracy'))} | cannot be measured (no truth) |",
+        f"| 04 BC | zero-shot items, {bc.get('episodes', '?')} episodes | {got(bc_rates)} | chops trees, crafts "
+        f"planks and crafting tables (Fig. 4) |",
+        f"| 04 BC | random actions, same episodes | {got(random_rates)} | |",
+        f"| 05 RL | items after RL with KL, {rl.get('episodes', '?')} episodes | {got(rl_rates)} | diamond pickaxe "
+        f"in 2.5% of episodes (Fig. 7) |",
+    ]
+
+
+def write_report(path, asset_dir=None):
+    """runs/report.md (asset_dir None), or the README's version of it with images copied to asset_dir."""
+    runs = {k: load(RUNS / d / "metrics.json") for k, d in
+            [("idm", "idm"), ("filter", "filter"), ("label", "label"), ("bc", "bc"), ("rl", "rl")]}
+    times = stage_times()
+
+    def image(rel, alt):
+        src = RUNS / rel
+        if not src.exists():
+            return []
+        if asset_dir is None:
+            return [f"![{alt}]({rel})", ""]
+        dst = Path(asset_dir) / rel.replace("/", "_")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, dst)
+        return [f"![{alt}]({dst.as_posix()})", ""]
+
+    lines = ["## The toy pipeline's headline numbers", "", *headline(runs), ""]
+    if times:
+        lines += ["Wall time of each stage (`make toy`):", "", "| stage | minutes |", "|---|---|"]
+        lines += [f"| {stage} | {seconds / 60:.1f} |" for stage, seconds in times.items()]
+        lines += [f"| all | {sum(times.values()) / 60:.1f} |", ""]
+    lines += ["## Figures of each stage", ""]
+    for rel, alt in [("agent.gif", "the final agent, first person"), ("idm/loss.png", "01: IDM training"),
+                     ("filter/examples.png", "02: clean and unclean frames"),
+                     ("bc/item_rates.png", "04: zero-shot item rates"), ("rl/training.png", "05: RL training")]:
+        lines += image(rel, alt)
+    figures = paper_figures() if PAPER_RUNS.exists() else {}
+    if figures:
+        lines += ["## The paper's ablations (`make paper-figures`)", ""]
+        for title, (png, rows) in figures.items():
+            lines += [f"### {title}", "", *image(png, title), *rows, ""]
+    text = "\n".join(lines) + "\n"
+    if asset_dir is None:
+        Path(path).write_text("# nanoVPT toy report\n\n" + text)
+    return text
+
+
+def update_readme(text, readme=Path("README.md")):
+    """Replace what sits between the Results markers of README.md."""
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    body = readme.read_text()
+    if start not in body or end not in body:
+        raise SystemExit(f"report.py: {readme} has no {start} ... {end} markers")
+    head, rest = body.split(start, 1)
+    readme.write_text(head + start + "\n" + text.replace("## ", "### ") + end + rest.split(end, 1)[1])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", nargs="?", default="report", choices=["report", "paper-figures"])
+    p.add_argument("--smoke", action="store_true", help="paper-figures: every ablation at smoke size")
+    p.add_argument("--readme", action="store_true", help="also write README.md's Results section (assets/results/)")
+    p.add_argument("--gif-steps", type=int, default=400, help="length of the final agent's GIF episode (0: no GIF)")
+    args = p.parse_args()
+    if args.command == "paper-figures":
+        run_ablations(args.smoke)
+    policy = next((p for p in (RUNS / "rl" / "policy.pt", RUNS / "bc" / "policy.pt") if p.exists()), None)
+    if policy is not None and args.gif_steps > 0:
+        agent_gif(policy, RUNS / "agent.gif", steps=args.gif_steps)
+    write_report(RUNS / "report.md")
+    if args.readme:
+        update_readme(write_report(None, asset_dir="assets/results"))
+    print(f"-> {RUNS / 'report.md'}")
+
+
+if __name__ == "__main__":
+    main()
