@@ -21,6 +21,7 @@ Commands:
     python 01_idm.py --env minerl --preset 4x --data /path/to/contractor --device cuda --bf16 --steps 200000
     torchrun --nproc_per_node 8 01_idm.py --env minerl --preset 4x --data /path/to/contractor --bf16
     python 01_idm.py --init 4x_idm.model --steps 0 --data /path/to/contractor   # evaluate OpenAI's released IDM
+    python 01_idm.py --env minerl --preset 4x --download all_10xx_Jun_29.json --download-n 200 --data data/openai
 
 Metrics (held-out recordings, every frame, null actions included): per-button accuracy and F1 and their means, the
 camera-bin accuracy of both axes, and the R^2 of the camera in degrees (predicted bin centre against the recorded
@@ -67,6 +68,9 @@ def parse_args(argv=None):
     g.add_argument("--data", type=Path, default=Path("data/contractor"), help="contractor recordings (.mp4 + .jsonl)")
     g.add_argument("--out", type=Path, default=Path("runs/idm"))
     g.add_argument("--init", type=Path, default=None, help="start from a checkpoint: ours (.pt) or OpenAI's .model")
+    g.add_argument("--download", default=None, help="OpenAI index file (path or URL): download recordings into --data "
+                   "first (resumable)")
+    g.add_argument("--download-n", type=int, default=100, help="how many recordings of the index to download")
     g.add_argument("--resume", action="store_true", help="continue from --out/idm.pt after an interruption")
     g = p.add_argument_group("scale")
     g.add_argument("--preset", default="toy", choices=list(common.PRESETS["idm"]), help="network size (toy, 4x)")
@@ -87,6 +91,8 @@ def parse_args(argv=None):
     g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     g.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    g.add_argument("--checkpoint-activations", action="store_true", help="recompute activations in the backward pass: "
+                   "less memory, about a third more compute (large presets)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--eval-every", type=int, default=200)
     g.add_argument("--held-out", type=float, default=0.15, help="fraction of recordings held out for evaluation")
@@ -183,6 +189,7 @@ def idm_loss(pi, buttons, camera):
 def train(args, model, train_recs, eval_recs, device, rank, world, log_prefix=""):
     clip = args.clip or model.net_args["timesteps"]
     net = model.to(device)
+    model.net.checkpoint_activations(args.checkpoint_activations)
     if args.compile and device.type == "cuda":
         net = torch.compile(net)
     if world > 1:
@@ -311,6 +318,8 @@ def main():
     args = parse_args()
     device, rank, world = common.setup_run(args)
     args.out.mkdir(parents=True, exist_ok=True)
+    if rank == 0 and args.download:
+        print(f"{args.download}: {common.download_recordings(args.download, args.data, args.download_n)}")
     if rank == 0:
         ensure_toy_data(args)
     if world > 1:

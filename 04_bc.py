@@ -68,6 +68,9 @@ def parse_args(argv=None):
     g.add_argument("--data", type=Path, action="append", default=None, help="contractor-format recordings; repeat to "
                    "mix sources (default data/labeled)")
     g.add_argument("--contractor-data", type=Path, default=Path("data/contractor"), help="--compare: the labelled set")
+    g.add_argument("--download", default=None, help="OpenAI index file (path or URL): download recordings into the "
+                   "first --data first (resumable), e.g. to fine-tune on contractor data")
+    g.add_argument("--download-n", type=int, default=100, help="how many recordings of the index to download")
     g.add_argument("--out", type=Path, default=Path("runs/bc"))
     g.add_argument("--init", type=Path, default=None, help="fine-tune from a checkpoint: ours (.pt) or OpenAI's .model")
     g.add_argument("--resume", action="store_true", help="continue from --out/policy.pt after an interruption")
@@ -94,6 +97,8 @@ def parse_args(argv=None):
     g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     g.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    g.add_argument("--checkpoint-activations", action="store_true", help="recompute activations in the backward pass: "
+                   "less memory, about a third more compute (large presets)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--workers", type=int, default=os.cpu_count(), help="processes decoding video / running episodes")
     g.add_argument("--eval-every", type=int, default=500)
@@ -232,6 +237,7 @@ def train(args, model, train_paths, eval_paths, device, rank, world, out, log_pr
     chunk = args.chunk or model.net_args["timesteps"]
     size = model.net_args["img_shape"][0]
     net = model.to(device)
+    model.net.checkpoint_activations(args.checkpoint_activations)
     if args.compile and device.type == "cuda":
         net = torch.compile(net)
     if world > 1:
@@ -421,6 +427,10 @@ def main():
     args = parse_args()
     device, rank, world = common.setup_run(args)
     args.out.mkdir(parents=True, exist_ok=True)
+    if rank == 0 and args.download:
+        print(f"{args.download}: {common.download_recordings(args.download, args.data[0], args.download_n)}")
+    if world > 1:
+        dist.barrier()
     metrics = clone(args, args.data, args.out, device, rank, world, "web" if args.compare else "bc")
     if rank == 0 and args.episodes > 0:
         # a policy that has learned nothing, evaluated the same way: uniformly random joint actions

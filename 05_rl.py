@@ -24,7 +24,12 @@ Commands:
     python 05_rl.py --smoke                 # a couple of tiny iterations: does everything run? (~30 s)
     python 05_rl.py                         # toy: from 04's policy, with KL, on a 2-core laptop (~18 min)
     python 05_rl.py --ablations             # from scratch, from BC without KL, from BC with KL, one figure (46 min)
-    python 05_rl.py --env minerl --init foundation-model-1x.model --num-envs 64 --device cuda --bf16
+    python 05_rl.py --env minerl --init foundation-model-1x.model --num-envs 16 --device cuda --bf16
+    torchrun --nproc_per_node 8 05_rl.py --env minerl --init foundation-model-1x.model --num-envs 16 --bf16
+
+Under torchrun every rank runs --num-envs environments of its own (different worlds) and the gradients, the return
+statistics of the value normaliser and the finished episodes are averaged or gathered over ranks; rank 0 logs,
+checkpoints and evaluates. --total-steps counts the steps of all ranks together.
 
 Differences from the paper:
 1. PPO instead of Phasic Policy Gradient (PPG): PPG adds auxiliary value-distillation phases that matter at the
@@ -49,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 import common
@@ -68,6 +74,7 @@ def parse_args(argv=None):
     g.add_argument("--init", type=Path, default=Path("runs/bc/policy.pt"), help="the pretrained policy (ours or "
                    "OpenAI's .model); ignored with --scratch")
     g.add_argument("--scratch", action="store_true", help="start from a random initialisation instead (no KL term)")
+    g.add_argument("--preset", default="toy", choices=list(common.PRESETS["policy"]), help="--scratch: network size")
     g.add_argument("--out", type=Path, default=Path("runs/rl"))
     g.add_argument("--resume", action="store_true", help="continue from --out/policy.pt after an interruption")
     g.add_argument("--ablations", action="store_true", help="run from scratch, from BC without KL and from BC with KL, "
@@ -101,6 +108,8 @@ def parse_args(argv=None):
     g.add_argument("--temperature", type=float, default=1.0)
     g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     g.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA)")
+    g.add_argument("--checkpoint-activations", action="store_true", help="recompute activations in the backward pass: "
+                   "less memory, about a third more compute (large presets)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--smoke", action="store_true", help="tiny everything: checks that the script runs")
     args = p.parse_args(argv)
@@ -117,13 +126,13 @@ def parse_args(argv=None):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def env_worker(remote, env_name, seeds, stride, max_steps):
+def env_worker(remote, env_name, seeds, stride, max_steps, size):
     """Runs envs with world seeds `seeds`; the k-th episode of env i uses seed seeds[i] + k * stride. Commands over the
     pipe: ("step", actions) -> per env (pov, reward, done, finished-episode info or None); ("close", None)."""
     torch.set_num_threads(1)
     envs, highs, returns, episode = [], [], [], [0] * len(seeds)
     for s in seeds:
-        envs.append(common.make_env(env_name, seed=s, max_steps=max_steps))
+        envs.append(common.make_env(env_name, seed=s, max_steps=max_steps, size=size))
         highs.append(np.zeros(len(ITEMS)))
         returns.append(0.0)
     povs = [env.reset()["pov"] for env in envs]
@@ -131,6 +140,8 @@ def env_worker(remote, env_name, seeds, stride, max_steps):
     while True:
         cmd, actions = remote.recv()
         if cmd == "close":
+            for env in envs:
+                getattr(env, "close", lambda: None)()
             remote.close()
             return
         out = []
@@ -144,8 +155,8 @@ def env_worker(remote, env_name, seeds, stride, max_steps):
                 finished = {"return": returns[i], "items": env.obtained.copy(), "dead": bool(info.get("dead")),
                             "steps": env.steps}
                 episode[i] += 1
-                envs[i] = common.make_env(env_name, seed=seeds[i] + episode[i] * stride, max_steps=max_steps)
-                obs = envs[i].reset()
+                env.seed(seeds[i] + episode[i] * stride)  # the same env (for MineRL, the same Java process)
+                obs = env.reset()
                 highs[i], returns[i] = np.zeros(len(ITEMS)), 0.0
             out.append((obs["pov"], reward, done, finished))
         remote.send(out)
@@ -155,15 +166,15 @@ class VecEnv:
     """num_envs environments split over worker processes. step() takes the MineRL action dict of arrays (N,) and
     returns povs (N, H, W, 3), rewards (N,), dones (N,) and the episodes that just finished."""
 
-    def __init__(self, env_name, num_envs, workers, seed, max_steps):
+    def __init__(self, env_name, num_envs, workers, seed, max_steps, size=64, stride=None):
         ctx = get_context("spawn")
         workers = max(1, min(workers, num_envs))
         self.split = np.array_split(np.arange(num_envs), workers)
         self.remotes, self.procs = [], []
         for part in self.split:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=env_worker, args=(child, env_name, [seed + int(i) for i in part], num_envs,
-                                                        max_steps), daemon=True)
+            proc = ctx.Process(target=env_worker, args=(child, env_name, [seed + int(i) for i in part],
+                                                        stride or num_envs, max_steps, size), daemon=True)
             proc.start()
             child.close()
             self.remotes.append(parent)
@@ -242,10 +253,10 @@ def state_stack(states):
 
 
 def load_start(args):
-    """(policy, frozen pretrained copy or None)."""
+    """(policy, frozen pretrained copy or None); the same weights on every rank."""
     if args.scratch:
         torch.manual_seed(args.seed)
-        return common.make_model("policy", "toy"), None
+        return common.make_model("policy", args.preset), None
     try:
         policy = common.load_model(args.init, kind="policy")
         pretrained = common.load_model(args.init, kind="policy") if args.kl_coef > 0 else None
@@ -256,8 +267,32 @@ def load_start(args):
     return policy, pretrained
 
 
-def train(args, out, device, label="rl"):
+def all_gather(x, world):
+    """Concatenate a tensor (or, for a list, the lists) of every rank; x itself when there is one process."""
+    if world == 1:
+        return x
+    if isinstance(x, list):
+        parts = [None] * world
+        dist.all_gather_object(parts, x)
+        return [item for part in parts for item in part]
+    parts = [torch.empty_like(x) for _ in range(world)]
+    dist.all_gather(parts, x)
+    return torch.cat(parts)
+
+
+def average_gradients(params, world):
+    """What DistributedDataParallel does, by hand and in one message: every rank ends with the mean gradient. (DDP
+    itself cannot be used here: the value pre-training changes which parameters train after it is built.)"""
+    grads = [p.grad for p in params if p.grad is not None]
+    flat = torch._utils._flatten_dense_tensors(grads)
+    dist.all_reduce(flat)
+    for g, mean in zip(grads, torch._utils._unflatten_dense_tensors(flat / world, grads)):
+        g.copy_(mean)
+
+
+def train(args, out, device, label="rl", rank=0, world=1):
     policy, pretrained = load_start(args)
+    policy.net.checkpoint_activations(args.checkpoint_activations)
     policy.set_temperature(args.temperature)
     policy.to(device)
     if pretrained is not None:
@@ -266,7 +301,7 @@ def train(args, out, device, label="rl"):
     optimizer = torch.optim.Adam(trainable, lr=args.lr, eps=1e-5)
     size = policy.net_args["img_shape"][0]
     num_envs, num_steps, seq_len = args.num_envs, args.num_steps, args.seq_len
-    batch_size = num_envs * num_steps
+    batch_size = num_envs * num_steps * world  # every rank runs num_envs environments
     num_iterations = max(args.total_steps // batch_size, 1)
     n_seq = num_steps // seq_len  # sequences per environment per rollout
     start_iteration, history = 1, {"env_steps": [], "mean_return": [], "item_rates": [], "kl": [], "kl_coef": []}
@@ -291,7 +326,9 @@ def train(args, out, device, label="rl"):
     pre_b = torch.zeros((num_steps, num_envs, common.N_BUTTON_CLASSES)) if pretrained is not None else None
     pre_c = torch.zeros((num_steps, num_envs, common.N_CAMERA_CLASSES)) if pretrained is not None else None
 
-    envs = VecEnv(args.env, num_envs, args.env_workers, seed=2_000_000 + 10_000 * args.seed, max_steps=args.episode_steps)
+    # training worlds, never recorded or evaluated in; rank r runs envs r*N ... r*N+N-1 of the world*N
+    envs = VecEnv(args.env, num_envs, args.env_workers, seed=2_000_000 + 10_000 * args.seed + rank * num_envs,
+                  max_steps=args.episode_steps, size=size, stride=num_envs * world)
     next_obs = torch.from_numpy(np.stack([common.resize_frame(p, size) for p in envs.first_povs]))
     next_done = torch.ones(num_envs, dtype=torch.bool)  # every environment starts an episode
     state = policy.initial_state(num_envs, device)
@@ -300,7 +337,7 @@ def train(args, out, device, label="rl"):
     kl_coef = args.kl_coef * args.kl_decay ** (start_iteration - 1)
     global_step = (start_iteration - 1) * batch_size
     bar = tqdm(range(start_iteration, num_iterations + 1), desc=f"[{label}] ppo", unit="iter",
-               initial=start_iteration - 1, total=num_iterations)
+               initial=start_iteration - 1, total=num_iterations, disable=rank != 0)
     start_time = time.time()
     for iteration in bar:
         if args.anneal_lr:
@@ -312,7 +349,7 @@ def train(args, out, device, label="rl"):
         for step in range(num_steps):
             if step % seq_len == 0:
                 seq_states.append(state)
-            global_step += num_envs
+            global_step += num_envs * world
             obs[step] = next_obs
             dones[step] = next_done
             x, first = next_obs[:, None].to(device), next_done[:, None].to(device)  # (N, 1, H, W, 3), (N, 1)
@@ -333,14 +370,14 @@ def train(args, out, device, label="rl"):
             rewards[step] = torch.from_numpy(reward)
             next_obs = torch.from_numpy(np.stack([common.resize_frame(p, size) for p in povs]))
             next_done = torch.from_numpy(done)
-            finished += ended
+            finished += all_gather(ended, world)
 
         # ---- GAE (the value of the observation after the rollout bootstraps the last step)
         with torch.no_grad():
             _, next_value, _ = policy(next_obs[:, None].to(device), next_done[:, None].to(device), state)
             next_value = policy.value_head.normalizer.denormalize(next_value[:, 0].float()).cpu()
         advantages, returns = compute_gae(rewards, values, dones, next_value, next_done, args.gamma, args.gae_lambda)
-        policy.value_head.normalizer.update(returns)
+        policy.value_head.normalizer.update(all_gather(returns, world))  # the same statistics on every rank
 
         # ---- update: minibatches of whole sequences (env, k), each recomputed from its stored memory
         policy.train()
@@ -408,6 +445,8 @@ def train(args, out, device, label="rl"):
 
                 optimizer.zero_grad()
                 loss.backward()
+                if world > 1:
+                    average_gradients(trainable, world)
                 torch.nn.utils.clip_grad_norm_(trainable, args.max_grad_norm)
                 optimizer.step()
             stats = {"pg_loss": pg_loss.item(), "v_loss": v_loss.item(), "kl_pretrained": kl.item(),
@@ -419,7 +458,7 @@ def train(args, out, device, label="rl"):
         y_pred, y_true = values.flatten().numpy(), returns.flatten().numpy()
         var_y = np.var(y_true)
         explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
-        recent = finished[-2 * num_envs:]
+        recent = finished[-2 * num_envs * world:]
         mean_return = float(np.mean([f["return"] for f in recent])) if recent else float("nan")
         rates = (np.mean([f["items"] for f in recent], axis=0) if recent else np.zeros(len(ITEMS))).tolist()
         history["env_steps"].append(global_step)
@@ -432,7 +471,8 @@ def train(args, out, device, label="rl"):
                         kl=f"{stats['kl_pretrained']:.3f}", clipfrac=f"{np.mean(clipfracs):.2f}",
                         ev=f"{explained_var:.2f}", sps=int((global_step - (start_iteration - 1) * batch_size)
                                                            / (time.time() - start_time)))
-        common.save_checkpoint(ckpt_path, policy, optimizer, args, iteration, history=history)
+        if rank == 0:
+            common.save_checkpoint(ckpt_path, policy, optimizer, args, iteration, history=history)
     envs.close()
     return history
 
@@ -476,16 +516,19 @@ def plot_training(runs, path):
     plt.close(fig)
 
 
-def run(args, out, device, label):
+def run(args, out, device, label, rank=0, world=1):
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(common.args_dict(args), indent=1))
+    if rank == 0:
+        (out / "config.json").write_text(json.dumps({**common.args_dict(args), "world_size": world}, indent=1))
     start = time.time()
-    history = train(args, out, device, label)
+    history = train(args, out, device, label, rank, world)
     train_seconds = time.time() - start
+    if rank != 0:
+        return None, history
     rates, info = common.evaluate_items(out / "policy.pt", args.env, args.eval_episodes, args.episode_steps,
                                         temperature=args.temperature, seed=args.seed, desc=f"[{label}] evaluate")
     metrics = {"item_rates": rates, "mean_return": history["mean_return"][-1], "env_steps": history["env_steps"][-1],
-               "train_seconds": round(train_seconds, 1), **info}
+               "train_seconds": round(train_seconds, 1), "world_size": world, **info}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     plot_training({label: history}, out / "training.png")
     return metrics, history
@@ -493,26 +536,31 @@ def run(args, out, device, label):
 
 def main():
     args = parse_args()
-    device, _, _ = common.setup_run(args)
+    # under torchrun each rank runs its own environments; gradients and return statistics are averaged over ranks
+    device, rank, world = common.setup_run(args)
     if not args.ablations:
-        metrics, _ = run(args, args.out, device, "scratch" if args.scratch else "rl")
-        got = ", ".join(f"{k} {v:.2f}" for k, v in metrics["item_rates"].items() if v > 0) or "nothing"
-        print(f"after {metrics['env_steps']:,} steps: mean return {metrics['mean_return']:.2f}; evaluation over "
-              f"{metrics['episodes']} episodes of {metrics['episode_steps']} steps: {got} -> {args.out}")
-        return
-    # toy Fig. 7: the same budget three ways
-    variants = {"from scratch": dict(scratch=True, kl_coef=0.0), "BC, no KL": dict(scratch=False, kl_coef=0.0),
-                "BC + KL": dict(scratch=False, kl_coef=args.kl_coef)}
-    results, histories = {}, {}
-    for label, change in variants.items():
-        variant = argparse.Namespace(**{**vars(args), **change})
-        name = label.lower().replace(", ", "_").replace(" + ", "_").replace(" ", "_")
-        results[label], histories[label] = run(variant, args.out / name, device, label)
-    plot_training(histories, args.out / "ablations.png")
-    (args.out / "ablations.json").write_text(json.dumps(results, indent=1))
-    print(f"{'item':16s}" + "".join(f"{label:>14s}" for label in results))
-    for item in ITEMS:
-        print(f"{item:16s}" + "".join(f"{r['item_rates'][item]:14.2f}" for r in results.values()))
+        metrics, _ = run(args, args.out, device, "scratch" if args.scratch else "rl", rank, world)
+        if rank == 0:
+            got = ", ".join(f"{k} {v:.2f}" for k, v in metrics["item_rates"].items() if v > 0) or "nothing"
+            print(f"after {metrics['env_steps']:,} steps: mean return {metrics['mean_return']:.2f}; evaluation over "
+                  f"{metrics['episodes']} episodes of {metrics['episode_steps']} steps: {got} -> {args.out}")
+    else:
+        # toy Fig. 7: the same budget three ways
+        variants = {"from scratch": dict(scratch=True, kl_coef=0.0), "BC, no KL": dict(scratch=False, kl_coef=0.0),
+                    "BC + KL": dict(scratch=False, kl_coef=args.kl_coef)}
+        results, histories = {}, {}
+        for label, change in variants.items():
+            variant = argparse.Namespace(**{**vars(args), **change})
+            name = label.lower().replace(", ", "_").replace(" + ", "_").replace(" ", "_")
+            results[label], histories[label] = run(variant, args.out / name, device, label, rank, world)
+        if rank == 0:
+            plot_training(histories, args.out / "ablations.png")
+            (args.out / "ablations.json").write_text(json.dumps(results, indent=1))
+            print(f"{'item':16s}" + "".join(f"{label:>14s}" for label in results))
+            for item in ITEMS:
+                print(f"{item:16s}" + "".join(f"{r['item_rates'][item]:14.2f}" for r in results.values()))
+    if world > 1:
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -20,12 +20,17 @@ VPT (Baker et al. 2022, arXiv 2206.11795) learns to play Minecraft from unlabell
 3. **The networks** (paper §3.1, §4.1, Appendix H; facts §3): the ImpalaCNN + transformer trunk, the policy's and the
    IDM's heads, OpenAI-compatible names and sizes, their .model/.weights files, our checkpoints.
 
+And the plumbing the stages share: running under torchrun (`setup_run`), the environments a policy plays in
+(`make_env`: toycraft, or real Minecraft through `MineRLEnv`, MineRL 1.0's adapter), the item metric and Table 7's
+reward (`evaluate_items`, `item_reward`), and downloading OpenAI's contractor data from an index (`download_recordings`).
+
 Run `python common.py bench` to measure how fast recordings are read (decode + resize, frames/s), and
 `python common.py bench-model --kind policy --preset 1x` for a network's forward and training speed.
 """
 
 import argparse
 import dataclasses
+import importlib
 import json
 import math
 import os
@@ -38,6 +43,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -985,11 +991,16 @@ class ResidualTransformer(nn.Module):
     def __init__(self, n_block, **block_kwargs):
         super().__init__()
         self.blocks = nn.ModuleList(TransformerBlock(init_scale=n_block**-0.5, **block_kwargs) for _ in range(n_block))
+        self.checkpoint = False  # activation checkpointing (set by VPTNet.checkpoint_activations)
 
     def forward(self, x, first, state):
         new_state = []
         for block, s in zip(self.blocks, state):
-            x, s = block(x, first, s)
+            if self.checkpoint and self.training and torch.is_grad_enabled():
+                # keep only each block's input; its activations are recomputed in the backward pass
+                x, s = torch.utils.checkpoint.checkpoint(block, x, first, s, use_reentrant=False)
+            else:
+                x, s = block(x, first, s)
             new_state.append(s)
         return x, new_state
 
@@ -1126,6 +1137,11 @@ class VPTNet(nn.Module):
     def initial_state(self, batch_size, device=None):
         return [block.r.initial_state(batch_size, device) for block in self.recurrent_layer.blocks]
 
+    def checkpoint_activations(self, on=True):
+        """Trade compute for memory in training: the CNN's and each transformer block's activations are recomputed
+        in the backward pass instead of stored (the same gradients; about a third more compute)."""
+        self.recurrent_layer.checkpoint = on
+
     def forward(self, frames, first, state):
         b, t = frames.shape[:2]
         x = frames.float() / 255.0  # (B, T, H, W, 3)
@@ -1134,7 +1150,11 @@ class VPTNet(nn.Module):
             x = x.permute(0, 2, 1, 3, 4).reshape(b * t, *x.shape[1:2], *x.shape[3:])  # (B*T, C, H, W)
         else:
             x = x.reshape(b * t, *x.shape[2:]).permute(0, 3, 1, 2)  # (B*T, 3, H, W)
-        x = self.img_process(x).view(b, t, -1)  # (B, T, hidsize)
+        if self.recurrent_layer.checkpoint and self.training and torch.is_grad_enabled():
+            x = torch.utils.checkpoint.checkpoint(self.img_process, x, use_reentrant=False)
+        else:
+            x = self.img_process(x)
+        x = x.view(b, t, -1)  # (B, T, hidsize)
         if self.pre_lstm_ln is not None and not self.is_idm:  # OpenAI's IDM builds this norm but never applies it
             x = self.pre_lstm_ln(x)
         x, state = self.recurrent_layer(x, first, state)
@@ -1496,51 +1516,159 @@ def warmup_cosine(step, lr, warmup, steps):
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
+# MineRL 1.0's HumanSurvival as VPT ran it (minerl-facts.md §2; OpenAI's ENV_KWARGS): these are also the defaults.
+MINERL_ENV_KWARGS = dict(resolution=[640, 360], fov_range=[70, 70], gamma_range=[2, 2], guiscale_range=[1, 1],
+                         cursor_size_range=[16, 16])
+_WOODS = ["oak", "spruce", "birch", "jungle", "acacia", "dark_oak"]
+# Minecraft 1.16's item names for each item of ITEMS: every kind of log (stripped ones too) counts as a log, and every
+# kind of planks as planks (minerl-facts.md §4); the other names are Minecraft's own.
+MINECRAFT_NAMES = {item: [item] for item in ITEMS}
+MINECRAFT_NAMES["log"] = [f"{w}_log" for w in _WOODS] + [f"stripped_{w}_log" for w in _WOODS]
+MINECRAFT_NAMES["planks"] = [f"{w}_planks" for w in _WOODS]
+
+
+def minecraft_items(inventory):
+    """MineRL's inventory ({name: 0-d array}, 976 names) -> {item of ITEMS: count}, variants summed."""
+    return {item: sum(int(inventory[n]) for n in names if n in inventory) for item, names in MINECRAFT_NAMES.items()}
+
+
+def _make_humansurvival():
+    """The real environment (needs MineRL 1.0, JDK 8 and a display; see README "Paper scale")."""
+    try:
+        from minerl.herobraine.env_specs.human_survival_specs import HumanSurvival
+    except ImportError as e:
+        raise SystemExit(f"--env minerl needs MineRL 1.0 ({e}); install it as README \"Paper scale\" says") from None
+    return HumanSurvival(**MINERL_ENV_KWARGS).make()
+
+
+class MineRLEnv:
+    """MineRL 1.0's HumanSurvival behind the interface toycraft.ToyCraft has, so that 04's evaluation and 05's RL run
+    the same code on both: obs {"pov": (size, size, 3) uint8, "inventory": {item of ITEMS: count}}, `.obtained`,
+    `.steps`, `.seed(s)` before `.reset()`, and the old gym 4-tuple from `.step()`.
+
+    What it takes care of (minerl-facts.md):
+    - pov: MineRL's (360, 640, 3) array has negative strides; it is resized (INTER_LINEAR, as VPT) into a new array;
+    - actions: every key sent as a Python int (Java parses them with parseInt), the camera as float32 [pitch, yaw];
+    - HumanSurvival has no time limit: the episode ends after max_steps here;
+    - death ends the episode (info["dead"]), and so does a lost connection (info["error"]): MineRL then returns a
+      random observation, which is never used; the last real one is returned instead;
+    - items: log and planks are the sum of their wood variants; `.obtained` as in toycraft (held at least once).
+    `make` builds the underlying env (default: HumanSurvival with VPT's settings; tests pass a fake). The Java process
+    starts at the first reset and is reused by later ones, each a new world (seeded if .seed was called)."""
+
+    def __init__(self, seed=0, max_steps=12_000, size=128, make=None):
+        self.env = (make or _make_humansurvival)()
+        self._seed, self.max_steps, self.size = seed, max_steps, size
+        self.steps, self.done, self.obtained = 0, True, np.zeros(len(ITEMS), dtype=bool)
+
+    def seed(self, seed):
+        self._seed = seed
+
+    def _convert(self, obs):
+        self.inventory = minecraft_items(obs["inventory"])
+        self.obtained |= np.array([self.inventory[i] > 0 for i in ITEMS])
+        return {"pov": resize_frame(np.ascontiguousarray(obs["pov"]), self.size), "inventory": dict(self.inventory)}
+
+    def reset(self):
+        self.env.seed(self._seed)  # MineRL forgets the seed after each reset: set it every time
+        self.steps, self.done = 0, False
+        self.obtained = np.zeros(len(ITEMS), dtype=bool)
+        self.last = self._convert(self.env.reset())
+        return self.last
+
+    def step(self, action):
+        if self.done:
+            raise RuntimeError("step() called on a finished episode; call reset()")
+        sent = {k: int(np.asarray(action.get(k, 0)).reshape(-1)[0]) for k in MINERL_KEYS if k != "camera"}
+        sent["camera"] = np.asarray(action.get("camera", (0, 0)), dtype=np.float32).reshape(-1)[:2]
+        obs, _, done, info = self.env.step(sent)
+        self.steps += 1
+        info = dict(info)
+        if "error" in info:
+            # the connection to Minecraft failed: MineRL's observation is random noise, keep the last real one
+            warnings.warn(f"MineRL: {info['error']}; the episode ends here", stacklevel=2)
+            self.done = True
+            return self.last, 0.0, True, info
+        life = obs.get("life_stats", {}).get("life")
+        info["dead"] = bool(done) or (life is not None and float(life) <= 0)
+        self.last = self._convert(obs)
+        self.done = info["dead"] or self.steps >= self.max_steps
+        return self.last, 0.0, self.done, info
+
+    def close(self):
+        self.env.close()
+
+
+def _minerl_factory():
+    """NANOVPT_MINERL_ENV="module:function" names a function returning a MineRL-API env, used instead of
+    HumanSurvival (another spec, or the tests' fake); it reaches worker processes through the environment."""
+    spec = os.environ.get("NANOVPT_MINERL_ENV")
+    if not spec:
+        return None
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def make_env(name, seed=0, max_steps=6000, size=64):
-    """The world a policy plays in, with MineRL's interface: "toy" (toycraft.ToyCraft) or "minerl" (MineRL 1.0's
-    HumanSurvival). Either has `.obtained`, a bool per item of ITEMS: obtained at least once this episode."""
+    """The world a policy plays in, with MineRL's interface: "toy" (toycraft.ToyCraft, rendered at `size`) or "minerl"
+    (MineRL 1.0's HumanSurvival through MineRLEnv, frames resized to `size`). Either has `.obtained`, a bool per item
+    of ITEMS (obtained at least once this episode), `.steps`, and `.seed(s)` to choose the next reset's world."""
     if name == "toy":
         import toycraft
 
         return toycraft.ToyCraft(seed=seed, size=size, max_steps=max_steps)
-    raise NotImplementedError(f"--env {name}: the MineRL adapter is not built yet (issue #9); use --env toy")
+    if name == "minerl":
+        return MineRLEnv(seed=seed, max_steps=max_steps, size=size, make=_minerl_factory())
+    raise ValueError(f"unknown env {name!r}: toy or minerl")
 
 
 def _rollout_worker(job):
-    """Play len(seeds) episodes side by side with one copy of a policy, sampling its actions (None: uniformly random
-    joint actions). Returns the items obtained in each episode, bool (n, 15), and the first episode's frames if asked."""
+    """Play one episode per seed with one copy of a policy, sampling its actions (None: uniformly random joint
+    actions), `side_by_side` episodes at a time in one batch. Returns the items obtained in each episode, bool (n, 15),
+    and the first episode's frames if asked. Envs are reused from one wave to the next (env.seed, then env.reset): a
+    MineRL env is a Java process, so it plays its episodes one after another."""
     policy_path, env_name, seeds, steps, temperature, keep_frames = job
+    torch.manual_seed(seeds[0])  # the policy's samples too: the same evaluation gives the same numbers
     model = load_model(policy_path, kind="policy") if policy_path else None
     if model is not None:
         model.set_temperature(temperature)  # the heads give log-softmax(logits / temperature)
-    envs = [make_env(env_name, seed=s, max_steps=steps) for s in seeds]
-    obs = [env.reset() for env in envs]
-    n = len(envs)
-    state = model.initial_state(n) if model else None
-    first = torch.ones(n, 1, dtype=torch.bool)
-    done = np.zeros(n, bool)
-    frames = []
+    size = model.net_args["img_shape"][0] if model is not None else 64
+    side_by_side = len(seeds) if env_name == "toy" else 1
+    envs = [make_env(env_name, seed=s, max_steps=steps, size=size) for s in seeds[:side_by_side]]
     rng = np.random.default_rng(seeds[0])
-    for _ in range(steps):
-        if model is not None:
-            size = model.net_args["img_shape"][0]
-            x = torch.from_numpy(np.stack([resize_frame(o["pov"], size) for o in obs]))[:, None]  # (n, 1, H, W, 3)
-            with torch.no_grad():
-                pi, _, state = model(x, first, state)
-            # sample the joint button class and the joint camera class (VPT §4.1)
-            action = {k: torch.distributions.Categorical(logits=v[:, 0]).sample().numpy() for k, v in pi.items()}
-        else:
-            action = {"buttons": rng.integers(N_BUTTON_CLASSES, size=n), "camera": rng.integers(N_CAMERA_CLASSES, size=n)}
-        env_actions = policy_to_env_action(action)
-        first[:] = False
-        for i, env in enumerate(envs):
-            if not done[i]:
-                obs[i], _, done[i], _ = env.step({k: v[i] for k, v in env_actions.items()})
-        if keep_frames:
-            frames.append(obs[0]["pov"])
-        if done.all():
-            break
-    return np.stack([env.obtained for env in envs]), (np.stack(frames) if keep_frames else None)
+    obtained, frames = [], []
+    for wave in range(0, len(seeds), side_by_side):
+        playing = envs[:len(seeds[wave:wave + side_by_side])]
+        for env, s in zip(playing, seeds[wave:]):
+            env.seed(s)
+        obs = [env.reset() for env in playing]
+        n = len(playing)
+        state = model.initial_state(n) if model else None
+        first = torch.ones(n, 1, dtype=torch.bool)
+        done = np.zeros(n, bool)
+        for _ in range(steps):
+            if model is not None:
+                x = torch.from_numpy(np.stack([resize_frame(o["pov"], size) for o in obs]))[:, None]  # (n, 1, H, W, 3)
+                with torch.no_grad():
+                    pi, _, state = model(x, first, state)
+                # sample the joint button class and the joint camera class (VPT §4.1)
+                action = {k: torch.distributions.Categorical(logits=v[:, 0]).sample().numpy() for k, v in pi.items()}
+            else:
+                action = {"buttons": rng.integers(N_BUTTON_CLASSES, size=n),
+                          "camera": rng.integers(N_CAMERA_CLASSES, size=n)}
+            env_actions = policy_to_env_action(action)
+            first[:] = False
+            for i, env in enumerate(playing):
+                if not done[i]:
+                    obs[i], _, done[i], _ = env.step({k: v[i] for k, v in env_actions.items()})
+            if keep_frames and wave == 0:
+                frames.append(obs[0]["pov"])
+            if done.all():
+                break
+        obtained += [env.obtained.copy() for env in playing]
+    for env in envs:
+        getattr(env, "close", lambda: None)()
+    return np.stack(obtained), (np.stack(frames) if keep_frames else None)
 
 
 def evaluate_items(policy_path, env_name, episodes, episode_steps, temperature=1.0, seed=0, workers=None,
@@ -1580,6 +1708,81 @@ def write_video(path, frames, fps=RECORDING_FPS, codec="mp4v"):
         writer.write(np.ascontiguousarray(frame[:, :, ::-1]))  # RGB -> BGR
     writer.release()
     return path
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# OpenAI's contractor data: download from an index file
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def read_index(index):
+    """One of OpenAI's index files (a path or URL; vpt-facts.md §5, minerl-facts.md §5) -> the URL of each recording
+    without extension. Both layouts occur: relpaths with ".mp4" ("data/10.0/name.mp4", BASALT) and without ("8.0/name",
+    the VPT README's example); basedir is joined with a single slash either way."""
+    import urllib.request
+
+    try:
+        if str(index).startswith(("http://", "https://")):
+            with urllib.request.urlopen(str(index), timeout=60) as r:
+                data = json.loads(r.read())
+        else:
+            data = json.loads(Path(index).read_text())
+        base, relpaths = data["basedir"], data["relpaths"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise RecordingError(f"{index}: not an index file of OpenAI's ({type(e).__name__}: {e})") from None
+    stems = [r[:-len(".mp4")] if r.endswith(".mp4") else r for r in relpaths]
+    return [base.rstrip("/") + "/" + r.lstrip("/") for r in stems]
+
+
+def _fetch(url, path, bar):
+    """Download url to path, resuming a .part file left by an interrupted run where the server allows it (HTTP 206),
+    else starting over. Raises urllib.error.HTTPError (e.g. 404) for a missing file."""
+    import urllib.request
+
+    part = path.with_name(path.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        resumed = have > 0 and r.status == 206
+        with open(part, "ab" if resumed else "wb") as f:
+            while block := r.read(1 << 20):
+                f.write(block)
+                bar.update(len(block))
+    part.replace(path)  # whole files only ever carry the final name
+
+
+def download_recordings(index, out, n=None, progress=True):
+    """The first n recordings of an index (.mp4 + .jsonl) into out/, as <name>.mp4 and <name>.jsonl. Recordings that
+    are already there are skipped (a rerun resumes, partial files included); recordings missing on the server (some
+    segments failed to upload) are skipped and counted. Returns {"downloaded", "present", "missing"}."""
+    import urllib.error
+
+    from tqdm import tqdm
+
+    urls = read_index(index)[:n]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {"downloaded": 0, "present": 0, "missing": 0}
+    bar = tqdm(total=None, unit="B", unit_scale=True, desc=f"downloading {len(urls)} recordings", disable=not progress)
+    for i, url in enumerate(urls):
+        name = url.rsplit("/", 1)[-1]
+        targets = [(url + ext, out / (name + ext)) for ext in (".jsonl", ".mp4")]
+        if all(path.exists() for _, path in targets):
+            counts["present"] += 1
+            continue
+        try:
+            for file_url, path in targets:
+                if not path.exists():
+                    _fetch(file_url, path, bar)
+            counts["downloaded"] += 1
+        except urllib.error.HTTPError as e:
+            counts["missing"] += 1
+            for _, path in targets:  # half a recording is no recording
+                path.unlink(missing_ok=True)
+            warnings.warn(f"{e.url}: {e.code} {e.reason}; recording skipped", stacklevel=2)
+        bar.set_postfix(recordings=f"{i + 1}/{len(urls)}", missing=counts["missing"])
+    bar.close()
+    return counts
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -1645,39 +1848,58 @@ def bench(args):
 
 
 def bench_model(args):
-    """Frames/s of a model's forward pass (inference, memory carried) and of a training step (forward + backward)."""
+    """Frames/s of a model's forward pass (inference, memory carried) and of a training step (forward + backward), and
+    the training step's peak memory (CUDA: allocated by torch; CPU: the process's peak resident size so far), for
+    each preset asked for."""
+    import resource
+
     device = torch.device(args.device)
-    model = make_model(args.kind, args.preset).to(device)
-    h, w = model.net_args["img_shape"][:2]
-    t = args.timesteps or model.net_args["timesteps"]
-    x = torch.randint(0, 256, (args.batch, t, h, w, 3), dtype=torch.uint8, device=device)
-    first = torch.zeros(args.batch, t, dtype=torch.bool, device=device)
-    print(f"{args.kind} {args.preset} ({count_parameters(model) / 1e6:.1f}M parameters), batch {args.batch} x {t} "
-          f"frames of {h}x{w}, {device}, {torch.get_num_threads()} threads, median of {args.repeats}")
+    print(f"{args.kind}, batch {args.batch}, {device}, {torch.get_num_threads()} threads, median of {args.repeats}"
+          + (", bf16 autocast" if args.bf16 else "") + (", activation checkpointing" if args.checkpoint_activations
+                                                       else ""))
+    print(f"  {'preset':7s} {'params':>8s} {'frames':>10s} {'forward f/s':>12s} {'train f/s':>10s} "
+          f"{'train memory':>13s}")
+    for preset in args.preset.split(","):
+        model = make_model(args.kind, preset).to(device)
+        model.net.checkpoint_activations(args.checkpoint_activations)
+        h, w = model.net_args["img_shape"][:2]
+        t = args.timesteps or model.net_args["timesteps"]
+        x = torch.randint(0, 256, (args.batch, t, h, w, 3), dtype=torch.uint8, device=device)
+        first = torch.zeros(args.batch, t, dtype=torch.bool, device=device)
 
-    def timed(fn):
-        times = []
-        for _ in range(args.repeats + 1):  # the first run warms up
-            start = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-        return args.batch * t / np.median(times[1:])
+        def timed(fn):
+            times = []
+            for _ in range(args.repeats + 1):  # the first run warms up
+                start = time.perf_counter()
+                fn()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - start)
+            return args.batch * t / np.median(times[1:])
 
-    def forward():
-        with torch.no_grad():
-            model.eval()
-            model(x, first, model.initial_state(args.batch, device))
+        def forward():
+            with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=args.bf16):
+                model.eval()
+                model(x, first, model.initial_state(args.batch, device))
 
-    def train_step():
-        model.train()
-        pi, _, _ = model(x, first, model.initial_state(args.batch, device))
-        (pi["buttons"].mean() + pi["camera"].mean()).backward()
-        model.zero_grad(set_to_none=True)
+        def train_step():
+            model.train()
+            with torch.autocast(device.type, torch.bfloat16, enabled=args.bf16):
+                pi, _, _ = model(x, first, model.initial_state(args.batch, device))
+            (pi["buttons"].float().mean() + pi["camera"].float().mean()).backward()
+            model.zero_grad(set_to_none=True)
 
-    print(f"  forward        {timed(forward):9.1f} frames/s")
-    print(f"  training step  {timed(train_step):9.1f} frames/s")
+        fwd = timed(forward)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        train = timed(train_step)
+        memory = (torch.cuda.max_memory_allocated(device) if device.type == "cuda" else
+                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**30
+        print(f"  {preset:7s} {count_parameters(model) / 1e6:7.1f}M {t:4d} x {h}px {fwd:12.1f} {train:10.1f} "
+              f"{memory:9.2f} GiB")
+        model = x = None  # free this size before the next
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
 
 
 def main():
@@ -1688,8 +1910,10 @@ def main():
     p.add_argument("--smoke", action="store_true", help="short recordings, for tests")
     p = sub.add_parser("bench-model", help="frames/s of a model's forward pass and training step")
     p.add_argument("--kind", default="policy", choices=["policy", "idm"])
-    p.add_argument("--preset", default="toy")
+    p.add_argument("--preset", default="toy", help="one or more, comma-separated: toy,1x,2x,3x (policy), toy,4x (idm)")
     p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA)")
+    p.add_argument("--checkpoint-activations", action="store_true")
     p.add_argument("--timesteps", type=int, default=None, help="frames per chunk (default: the preset's)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--repeats", type=int, default=3)

@@ -333,7 +333,7 @@ class ToyCraft:
     """
 
     def __init__(self, seed=0, size=64, world_size=64, max_steps=6000, creative=False):
-        self.seed, self.size, self.world_size, self.max_steps = seed, size, world_size, max_steps
+        self.world_seed, self.size, self.world_size, self.max_steps = seed, size, world_size, max_steps
         # creative mode is an "unclean" look for the toy internet: floating higher, instant mining, a different HUD
         self.creative = creative
         self._episode = 0
@@ -347,7 +347,7 @@ class ToyCraft:
 
     def reset(self):
         # each reset is a new world from the seed's sequence, like MineRL's new random world per reset
-        self.rng = np.random.default_rng([self.seed, self._episode])
+        self.rng = np.random.default_rng([self.world_seed, self._episode])
         self._episode += 1
         self.grid, (self.x, self.y) = generate_world(self.rng, self.world_size)
         self._floor_tint = self.rng.uniform(0.82, 1.0, self.grid.shape).astype(np.float32)
@@ -371,6 +371,10 @@ class ToyCraft:
         self._update_target()
         self._render()
         return self._obs()
+
+    def seed(self, seed):
+        """The next reset makes the first world of `seed` (as ToyCraft(seed=seed) would); MineRL's env.seed."""
+        self.world_seed, self._episode = seed, 0
 
     def noop_action(self):
         return common.minerl_noop()

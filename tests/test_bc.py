@@ -91,28 +91,37 @@ def test_streams_play_recordings_back_to_back_and_mark_their_starts(tmp_path):
 
 
 class _FakeEnv:
-    """Obtains a log at step 2 and planks at step 4 if its seed is even; nothing otherwise."""
+    """Obtains a log at step 2 and planks at step 4 if its world seed is even; nothing otherwise."""
 
     def __init__(self, seed, max_steps):
-        self.seed, self.max_steps, self.t = seed, max_steps, 0
+        self.world, self.max_steps, self.t = seed, max_steps, 0
         self.obtained = np.zeros(len(c.ITEMS), bool)
 
+    def seed(self, seed):
+        self.world = seed
+
     def reset(self):
+        self.t, self.obtained = 0, np.zeros(len(c.ITEMS), bool)
         return {"pov": np.zeros((64, 64, 3), np.uint8)}
 
     def step(self, action):
         self.t += 1
-        if self.seed % 2 == 0 and self.t >= 2:
+        if self.world % 2 == 0 and self.t >= 2:
             self.obtained[c.ITEMS.index("log")] = True
-        if self.seed % 2 == 0 and self.t >= 4:
+        if self.world % 2 == 0 and self.t >= 4:
             self.obtained[c.ITEMS.index("planks")] = True
-        return self.reset(), 0.0, self.t >= self.max_steps, {}
+        return {"pov": np.zeros((64, 64, 3), np.uint8)}, 0.0, self.t >= self.max_steps, {}
 
 
 def test_rollouts_count_items_per_episode(monkeypatch):
-    monkeypatch.setattr(c, "make_env", lambda name, seed, max_steps: _FakeEnv(seed, max_steps))
-    items, frames = c._rollout_worker((None, "toy", [0, 1, 2, 4], 3, 1.0, True))
-    assert items.shape == (4, len(c.ITEMS)) and frames.shape == (3, 64, 64, 3)
+    made = []
+    monkeypatch.setattr(c, "make_env", lambda name, seed, max_steps, size: made.append(seed) or
+                        _FakeEnv(seed, max_steps))
     log, planks = c.ITEMS.index("log"), c.ITEMS.index("planks")
-    assert items[:, log].tolist() == [True, False, True, True]
-    assert not items[:, planks].any()  # 3 steps: planks would have come at step 4
+    # toy: all episodes side by side; minerl: one env (a Java process) playing its episodes one after another
+    for env_name, envs_made in [("toy", 4), ("minerl", 1)]:
+        made.clear()
+        items, frames = c._rollout_worker((None, env_name, [0, 1, 2, 4], 3, 1.0, True))
+        assert items.shape == (4, len(c.ITEMS)) and frames.shape == (3, 64, 64, 3) and len(made) == envs_made
+        assert items[:, log].tolist() == [True, False, True, True]
+        assert not items[:, planks].any()  # 3 steps: planks would have come at step 4

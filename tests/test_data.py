@@ -325,3 +325,72 @@ def test_take_hours_gives_nested_random_subsets(tmp_path):
     assert len(small) == 4 and len(large) == 10 and set(small) < set(large)
     assert small != sorted(paths)[:4]  # a random subset, not the first names
     assert c.take_hours(paths, 0.02, seed=1) != small and c.recording_frames(paths[0]) == 360
+
+
+# --------------------------------------------------------------------------------------------------- downloads
+
+
+class _RangeHandler:
+    """A loopback file server that honours Range requests (as OpenAI's blob store does) and logs what it sends."""
+
+    @staticmethod
+    def serve(root, log):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                path = root / self.path.lstrip("/")
+                if not path.is_file():
+                    self.send_error(404, "Not Found")
+                    return
+                data = path.read_bytes()
+                start = int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
+                self.send_response(206 if start else 200)
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                self.wfile.write(data[start:])
+                log.append((self.path, len(data) - start))
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+
+def test_download_from_an_index_over_loopback_resumes_and_skips_missing(tmp_path):
+    site = tmp_path / "site" / "data" / "10.0"
+    site.mkdir(parents=True)
+    for name in ("a", "b", "d"):
+        (site / f"{name}.mp4").write_bytes(bytes(range(256)) * (40 if name == "d" else 4))
+        (site / f"{name}.jsonl").write_text(f'{{"recording": "{name}"}}\n')
+    (site / "c.jsonl").write_text("{}\n")  # c's video failed to upload
+    log = []
+    server = _RangeHandler.serve(tmp_path / "site", log)
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/"
+        # both layouts of OpenAI's index files: with ".mp4" and without
+        index = {"basedir": base, "relpaths": ["data/10.0/a.mp4", "data/10.0/b", "data/10.0/c.mp4", "data/10.0/d.mp4"]}
+        (tmp_path / "index.json").write_text(json.dumps(index))
+        out = tmp_path / "out"
+        with pytest.warns(UserWarning, match="c.mp4: 404"):
+            counts = c.download_recordings(tmp_path / "index.json", out, n=3, progress=False)
+        assert counts == {"downloaded": 2, "present": 0, "missing": 1}
+        assert sorted(p.name for p in out.iterdir()) == ["a.jsonl", "a.mp4", "b.jsonl", "b.mp4"]  # no half of c
+        assert (out / "b.mp4").read_bytes() == (site / "b.mp4").read_bytes()
+        # an interrupted download of d left half its video: the rerun skips a and b and fetches only the rest of d
+        (out / "d.jsonl").write_bytes((site / "d.jsonl").read_bytes())
+        (out / "d.mp4.part").write_bytes((site / "d.mp4").read_bytes()[:5000])
+        log.clear()
+        with pytest.warns(UserWarning, match="c.mp4: 404"):
+            counts = c.download_recordings(tmp_path / "index.json", out, progress=False)
+        assert counts == {"downloaded": 1, "present": 2, "missing": 1}
+        assert (out / "d.mp4").read_bytes() == (site / "d.mp4").read_bytes() and not (out / "d.mp4.part").exists()
+        assert ("/data/10.0/d.mp4", 10240 - 5000) in log
+        with pytest.raises(c.RecordingError, match="index.json: not an index file"):
+            (tmp_path / "index.json").write_text('{"relpaths": []}')
+            c.read_index(tmp_path / "index.json")
+    finally:
+        server.shutdown()

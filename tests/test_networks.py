@@ -3,11 +3,14 @@ unmasked for the IDM, episode starts), memory across chunks, loading OpenAI-form
 
 import os
 import pickle
+import subprocess
+import sys
 
 import pytest
 import torch
 
 import common as c
+from conftest import ROOT
 
 
 def frames(b, t, size=64, seed=0):
@@ -315,3 +318,28 @@ def test_checkpoint_round_trip(tmp_path, idm):
         c.load_checkpoint(tmp_path / "bad.pt")
     with pytest.raises(c.ModelFileError, match=r"nope\.pt: no such checkpoint"):
         c.load_model(tmp_path / "nope.pt")
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    model = c.make_model("policy", "toy", hidsize=64, attention_heads=2, timesteps=8, attention_memory_size=16)
+    x = torch.randint(0, 256, (2, 8, 64, 64, 3), dtype=torch.uint8)
+    first = torch.zeros(2, 8, dtype=torch.bool)
+    grads = []
+    for on in (False, True):
+        model.net.checkpoint_activations(on)
+        model.zero_grad()
+        pi, value, _ = model(x, first, model.initial_state(2))
+        (pi["buttons"][..., :50].sum() + pi["camera"].sum() + value.sum()).backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    assert len(grads[0]) == len(grads[1]) > 10
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*grads))
+
+
+def test_bench_model_prints_a_row_per_preset():
+    out = subprocess.run([sys.executable, str(ROOT / "common.py"), "bench-model", "--kind", "idm", "--preset", "toy",
+                          "--timesteps", "8", "--repeats", "1", "--checkpoint-activations"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    row = [line for line in out.stdout.splitlines() if line.strip().startswith("toy")]
+    assert len(row) == 1 and "GiB" in row[0]

@@ -59,3 +59,13 @@ def test_bc_trains_under_torchrun_with_two_processes(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     config = json.loads((tmp_path / "runs" / "bc" / "config.json").read_text())
     assert config["world_size"] == 2 and (tmp_path / "runs" / "bc" / "policy.pt").exists()
+
+
+def test_rl_trains_under_torchrun_with_two_processes(tmp_path):
+    # each rank runs its own environments; gradients and return statistics are averaged, rank 0 saves and evaluates
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          str(ROOT / "05_rl.py"), "--smoke", "--scratch", "--env-workers", "1"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads((tmp_path / "runs" / "rl" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["env_steps"] == 64  # --smoke's 64 steps: 2 ranks x 2 envs x 16 steps
