@@ -1137,9 +1137,12 @@ class VPTNet(nn.Module):
     def initial_state(self, batch_size, device=None):
         return [block.r.initial_state(batch_size, device) for block in self.recurrent_layer.blocks]
 
+    CHECKPOINT_FRAMES = 32  # frames per CNN chunk under activation checkpointing
+
     def checkpoint_activations(self, on=True):
-        """Trade compute for memory in training: the CNN's and each transformer block's activations are recomputed
-        in the backward pass instead of stored (the same gradients; about a third more compute)."""
+        """Trade compute for memory in training: the activations of the CNN (per chunk of 32 frames) and of each
+        transformer block are recomputed in the backward pass instead of stored. The same gradients for about a third
+        more compute; the peak is then one chunk's or one block's activations, not the whole graph's."""
         self.recurrent_layer.checkpoint = on
 
     def forward(self, frames, first, state):
@@ -1151,7 +1154,9 @@ class VPTNet(nn.Module):
         else:
             x = x.reshape(b * t, *x.shape[2:]).permute(0, 3, 1, 2)  # (B*T, 3, H, W)
         if self.recurrent_layer.checkpoint and self.training and torch.is_grad_enabled():
-            x = torch.utils.checkpoint.checkpoint(self.img_process, x, use_reentrant=False)
+            # in chunks of frames, so that the backward pass rebuilds one chunk's CNN activations at a time
+            x = torch.cat([torch.utils.checkpoint.checkpoint(self.img_process, chunk, use_reentrant=False)
+                           for chunk in x.split(self.CHECKPOINT_FRAMES)])
         else:
             x = self.img_process(x)
         x = x.view(b, t, -1)  # (B, T, hidsize)
@@ -1847,18 +1852,35 @@ def bench(args):
     print("frames/s, medians; the baseline decodes and resizes only (no jsonl, no cursor)")
 
 
+def saved_activation_bytes(model, x, first, autocast=False):
+    """Bytes the autograd graph keeps for the backward pass of one training forward, parameters not counted (each
+    storage once): the activation memory of training, the same on any device."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved = {}
+
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in params:
+            saved[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+            torch.autocast(x.device.type, torch.bfloat16, enabled=autocast):
+        model(x, first, model.initial_state(len(x), x.device))
+    return sum(saved.values())
+
+
 def bench_model(args):
     """Frames/s of a model's forward pass (inference, memory carried) and of a training step (forward + backward), and
-    the training step's peak memory (CUDA: allocated by torch; CPU: the process's peak resident size so far), for
-    each preset asked for."""
-    import resource
-
+    training memory: the activations kept for the backward pass per frame (any device), and on CUDA the step's peak
+    allocation, for each preset asked for."""
     device = torch.device(args.device)
     print(f"{args.kind}, batch {args.batch}, {device}, {torch.get_num_threads()} threads, median of {args.repeats}"
           + (", bf16 autocast" if args.bf16 else "") + (", activation checkpointing" if args.checkpoint_activations
                                                        else ""))
     print(f"  {'preset':7s} {'params':>8s} {'frames':>10s} {'forward f/s':>12s} {'train f/s':>10s} "
-          f"{'train memory':>13s}")
+          f"{'activations/frame':>18s} {'peak (CUDA)':>12s}")
     for preset in args.preset.split(","):
         model = make_model(args.kind, preset).to(device)
         model.net.checkpoint_activations(args.checkpoint_activations)
@@ -1893,10 +1915,10 @@ def bench_model(args):
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         train = timed(train_step)
-        memory = (torch.cuda.max_memory_allocated(device) if device.type == "cuda" else
-                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**30
+        peak = f"{torch.cuda.max_memory_allocated(device) / 2**30:8.2f} GiB" if device.type == "cuda" else "-"
+        per_frame = saved_activation_bytes(model, x, first, args.bf16) / (args.batch * t) / 2**20
         print(f"  {preset:7s} {count_parameters(model) / 1e6:7.1f}M {t:4d} x {h}px {fwd:12.1f} {train:10.1f} "
-              f"{memory:9.2f} GiB")
+              f"{per_frame:14.2f} MiB {peak:>12s}")
         model = x = None  # free this size before the next
         if device.type == "cuda":
             torch.cuda.empty_cache()

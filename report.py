@@ -124,6 +124,13 @@ def idm_points():
     return sorted(points, key=lambda m: m["hours"])
 
 
+def _log_axis(ax, xs):
+    """A log x axis labelled at the data points themselves."""
+    ax.set_xscale("log")
+    ax.minorticks_off()
+    ax.set_xticks(xs, [f"{x:.2f}" for x in xs])
+
+
 def plot_fig2_left(points, path):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -134,7 +141,7 @@ def plot_fig2_left(points, path):
         ax.plot(hours, [max(m[key], 0) for m in points], mark, label=label)
     ax.axhline(0.906, color="grey", lw=0.8, ls="--")
     ax.text(hours[0], 0.915, "paper: 90.6% keypress accuracy", fontsize=7, color="grey")
-    ax.set_xscale("log")
+    _log_axis(ax, hours)
     ax.set(xlabel="hours of labelled contractor data", ylabel="held-out score", ylim=(0, 1.05),
            title="IDM quality against labelled data (Fig. 2 left)")
     ax.legend(fontsize=7, loc="lower right")
@@ -166,7 +173,7 @@ def plot_items_against(xs, rates, xlabel, path, title):
         ys = [r[item] for r in rates]
         if any(ys):
             ax.plot(xs, ys, "o-", color=f"C{j}", label=item.replace("_", " "))
-    ax.set_xscale("log")
+    _log_axis(ax, xs)
     ax.set(xlabel=xlabel, ylabel="fraction of episodes", ylim=(-0.02, 1.05), title=title)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -316,6 +323,10 @@ def write_report(path, asset_dir=None):
     figures = paper_figures() if PAPER_RUNS.exists() else {}
     if figures:
         lines += ["## The paper's ablations (`make paper-figures`)", ""]
+        smoke = [c.parent.name for c in PAPER_RUNS.rglob("config.json") if (load(c) or {}).get("smoke")]
+        if smoke:
+            lines += [f"**Smoke-size runs** ({', '.join(sorted(set(smoke)))}): these check that the ablations run; "
+                      f"their numbers mean nothing.", ""]
         for title, (png, rows) in figures.items():
             lines += [f"### {title}", "", *image(png, title), *rows, ""]
     text = "\n".join(lines) + "\n"

@@ -325,6 +325,7 @@ def test_activation_checkpointing_gives_the_same_gradients():
     model = c.make_model("policy", "toy", hidsize=64, attention_heads=2, timesteps=8, attention_memory_size=16)
     x = torch.randint(0, 256, (2, 8, 64, 64, 3), dtype=torch.uint8)
     first = torch.zeros(2, 8, dtype=torch.bool)
+    model.net.CHECKPOINT_FRAMES = 5  # 16 frames in chunks of 5, 5, 5, 1
     grads = []
     for on in (False, True):
         model.net.checkpoint_activations(on)
@@ -333,7 +334,8 @@ def test_activation_checkpointing_gives_the_same_gradients():
         (pi["buttons"][..., :50].sum() + pi["camera"].sum() + value.sum()).backward()
         grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
     assert len(grads[0]) == len(grads[1]) > 10
-    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*grads))
+    # equal up to float rounding (convolutions over 5 frames at a time may sum in another order)
+    assert all((a - b).abs().max() <= 1e-4 * a.abs().max() + 1e-7 for a, b in zip(*grads))
 
 
 def test_bench_model_prints_a_row_per_preset():
@@ -342,4 +344,15 @@ def test_bench_model_prints_a_row_per_preset():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     row = [line for line in out.stdout.splitlines() if line.strip().startswith("toy")]
-    assert len(row) == 1 and "GiB" in row[0]
+    assert len(row) == 1 and "MiB" in row[0]
+
+
+def test_checkpointing_keeps_far_fewer_activations_for_backward():
+    model = c.make_model("policy", "toy", hidsize=64, attention_heads=2, timesteps=8, attention_memory_size=16)
+    x = torch.randint(0, 256, (2, 8, 64, 64, 3), dtype=torch.uint8)
+    first = torch.zeros(2, 8, dtype=torch.bool)
+    full = c.saved_activation_bytes(model, x, first)
+    model.net.checkpoint_activations(True)
+    assert c.saved_activation_bytes(model, x, first) < full / 10
+    # the CNN's activations alone: 16 channels at 64x64 in float32, more than once per frame
+    assert full > 2 * 8 * 16 * 64 * 64 * 4
