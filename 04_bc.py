@@ -94,12 +94,7 @@ def parse_args(argv=None):
     g.add_argument("--held-out", type=float, default=0.05, help="fraction of recordings held out for the loss")
     g.add_argument("--compare", action="store_true", help="also clone on --contractor-data alone, and plot both")
     g = p.add_argument_group("running")
-    g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    g.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA)")
-    g.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
-    g.add_argument("--checkpoint-activations", action="store_true", help="recompute activations in the backward pass: "
-                   "less memory, about a third more compute (large presets)")
-    g.add_argument("--seed", type=int, default=0)
+    common.add_training_flags(g)
     g.add_argument("--workers", type=int, default=os.cpu_count(), help="processes decoding video / running episodes")
     g.add_argument("--eval-every", type=int, default=500)
     g.add_argument("--smoke", action="store_true", help="tiny everything: checks that the script runs")

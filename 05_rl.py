@@ -106,11 +106,7 @@ def parse_args(argv=None):
     g = p.add_argument_group("evaluation and running")
     g.add_argument("--eval-episodes", type=int, default=16)
     g.add_argument("--temperature", type=float, default=1.0)
-    g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    g.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA)")
-    g.add_argument("--checkpoint-activations", action="store_true", help="recompute activations in the backward pass: "
-                   "less memory, about a third more compute (large presets)")
-    g.add_argument("--seed", type=int, default=0)
+    common.add_training_flags(g)
     g.add_argument("--smoke", action="store_true", help="tiny everything: checks that the script runs")
     args = p.parse_args(argv)
     if args.smoke:
@@ -299,6 +295,7 @@ def train(args, out, device, label="rl", rank=0, world=1):
         pretrained.to(device).eval()
     trainable = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=args.lr, eps=1e-5)
+    learner = torch.compile(policy) if args.compile and device.type == "cuda" else policy  # the update's forward
     size = policy.net_args["img_shape"][0]
     num_envs, num_steps, seq_len = args.num_envs, args.num_steps, args.seq_len
     batch_size = num_envs * num_steps * world  # every rank runs num_envs environments
@@ -399,7 +396,7 @@ def train(args, out, device, label="rl", rank=0, world=1):
                 x = obs[t_idx, e_idx].to(device)  # (M, L, H, W, 3)
                 first = dones[t_idx, e_idx].to(device)
                 with torch.autocast(device.type, torch.bfloat16, enabled=args.bf16):
-                    pi, newvalue, _ = policy(x, first, mb_state)
+                    pi, newvalue, _ = learner(x, first, mb_state)
                 pi = {k: v.float() for k, v in pi.items()}
                 newlogprob = action_logprob(pi, buttons[t_idx, e_idx].to(device), camera[t_idx, e_idx].to(device))
                 logratio = newlogprob - logprobs[t_idx, e_idx].to(device)

@@ -1461,6 +1461,16 @@ def load_model(path, kind=None):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def add_training_flags(group):
+    """The flags every training stage (01, 04, 05) shares: where and how fast to run, and the seed."""
+    group.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    group.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA)")
+    group.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    group.add_argument("--checkpoint-activations", action="store_true", help="recompute activations in the backward "
+                       "pass: less memory, about a third more compute (large presets)")
+    group.add_argument("--seed", type=int, default=0)
+
+
 def setup_run(args, process_group=True):
     """Device, seeds and, under torchrun, the process group. Returns (device, rank, world_size).
 
