@@ -140,12 +140,13 @@ def fingerprint(idm_path):
     return h.hexdigest()[:16]
 
 
-def labelled_by(jsonl):
-    """The IDM fingerprint recorded beside a labelled segment, or None if it has none (or is not ours)."""
+def segment_options(out, stem):
+    """A labelled segment's -options.json as a dict; {} if it is missing or unreadable (then it is not ours)."""
     try:
-        return json.loads(Path(str(jsonl)[:-len(".jsonl")] + "-options.json").read_text()).get("idm_sha256")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return None
+        options = common._read_options(out / f"{stem}-options.json")
+    except common.RecordingError:
+        return {}
+    return options if isinstance(options, dict) else {}
 
 
 def remove_stale(out, segments):
@@ -155,11 +156,7 @@ def remove_stale(out, segments):
     removed = 0
     for options in out.glob("*-options.json"):
         stem = options.name[:-len("-options.json")]
-        try:
-            ours = "labelled_by" in json.loads(options.read_text())
-        except (OSError, json.JSONDecodeError, TypeError):
-            ours = False
-        if ours and stem not in keep:
+        if stem not in keep and "labelled_by" in segment_options(out, stem):
             (out / f"{stem}.jsonl").unlink(missing_ok=True)
             options.unlink()
             removed += 1
@@ -254,7 +251,8 @@ def main():
     for video in videos:
         for start, end in segments[video]:
             jsonl = segment_stem(args.out, video, start, end).with_suffix(".jsonl")
-            if jsonl.exists() and not args.force and labelled_by(jsonl) == idm_sha256:
+            done = jsonl.exists() and segment_options(args.out, jsonl.stem).get("idm_sha256") == idm_sha256
+            if done and not args.force:
                 labelled.append((jsonl, video, start, end))
                 skipped_done += 1
                 bar.update(end - start)
