@@ -1580,9 +1580,9 @@ class MineRLEnv:
         self._seed = seed
 
     def _convert(self, obs):
-        self.inventory = minecraft_items(obs["inventory"])
-        self.obtained |= np.array([self.inventory[i] > 0 for i in ITEMS])
-        return {"pov": resize_frame(np.ascontiguousarray(obs["pov"]), self.size), "inventory": dict(self.inventory)}
+        inventory = minecraft_items(obs["inventory"])
+        self.obtained |= np.array([inventory[i] > 0 for i in ITEMS])
+        return {"pov": resize_frame(np.ascontiguousarray(obs["pov"]), self.size), "inventory": inventory}
 
     def reset(self):
         self.env.seed(self._seed)  # MineRL forgets the seed after each reset: set it every time

@@ -115,12 +115,15 @@ def _plt():
 
 
 def idm_points():
-    """Held-out IDM scores by hours of labelled data: the sweep's IDMs and make toy's own."""
+    """Held-out IDM scores by hours of labelled data, the sweep's IDMs and make toy's own, each with the metrics file
+    of the policy cloned on its labels (key "bc"; Fig. 9)."""
     sweep = (load(PAPER_RUNS / "idm_sweep" / "metrics.json") or {}).get("sweep", [])
-    points = [dict(m, source=str(PAPER_RUNS / "idm_sweep" / m.get("checkpoint", "idm.pt"))) for m in sweep]
+    # the sweep's idm_<h>h.pt labelled data/paper/labeled_<h>h, cloned into runs/paper/bc_idm_<h>h
+    points = [dict(m, bc=PAPER_RUNS / f"bc_{Path(m['checkpoint']).stem}" / "metrics.json")
+              for m in sweep if "checkpoint" in m]
     main = load(RUNS / "idm" / "metrics.json")
     if main:
-        points.append(dict(main, source=str(RUNS / "idm" / "idm.pt")))
+        points.append(dict(main, bc=RUNS / "bc" / "metrics.json"))
     return sorted(points, key=lambda m: m["hours"])
 
 
@@ -208,12 +211,7 @@ def paper_figures():
                            "Zero-shot items against BC data (Fig. 8 left)")
         out["Fig. 8 left: zero-shot items against hours of pseudo-labelled video"] = (
             "paper/fig8_left.png", _rates_table({f"{m['train_hours']:.2f} h": m["item_rates"] for m in bc_data}))
-    by_idm = []
-    for m in points:
-        h = Path(m["source"]).stem.removeprefix("idm_").removesuffix("h")
-        bc = web if m["source"] == str(RUNS / "idm" / "idm.pt") else load(PAPER_RUNS / f"bc_idm_{h}h" / "metrics.json")
-        if bc and "item_rates" in bc:
-            by_idm.append((m["hours"], bc["item_rates"]))
+    by_idm = [(m["hours"], bc["item_rates"]) for m in points if "item_rates" in (bc := load(m["bc"]) or {})]
     if len(by_idm) > 1:
         plot_items_against([h for h, _ in by_idm], [r for _, r in by_idm], "hours of data the IDM was trained on",
                            PAPER_RUNS / "fig9.png", "BC quality against IDM training data (Fig. 9)")
