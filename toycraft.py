@@ -14,7 +14,9 @@ the rest:
 
 Every action leaves a trace in the pixels, because VPT's inverse dynamics model must recover actions from frames alone:
 walking moves the floor tiles and bobs the hand, attack swings the hand and cracks the block, sneak lowers the eye,
-jump raises it, hotbar keys move the highlighted slot, drop lowers a count, the inventory key opens the GUI.
+jump raises it, hotbar keys move the highlighted slot, drop lowers a count, the inventory key opens the GUI. Not every
+press does, as in Minecraft: pressing the slot already selected, holding jump in mid-air, the second tick of a tap.
+`python toycraft.py visibility` counts such presses in the contractor data: no IDM can label them.
 
 Usage:
     python toycraft.py bench                                   # steps/s next to Crafter's, reset time
@@ -22,6 +24,7 @@ Usage:
     python toycraft.py record --web --out data/web --episodes 20 --seed 1000   # the toy internet (no actions)
     python toycraft.py players --episodes 20                   # item success rates of each scripted player level
     python toycraft.py demo --out demo.mp4                     # a good player's episode (+ demo.gif)
+    python toycraft.py visibility --episodes 20                # which presses show in the pixels: any IDM's ceiling
 
 How ToyCraft departs from Minecraft (and MineRL):
 1. The world is a 2-D grid seen in first person: no height, no caves, no mobs, no hunger. Solid blocks are 3 high.
@@ -36,6 +39,7 @@ How ToyCraft departs from Minecraft (and MineRL):
 """
 
 import argparse
+import copy
 import heapq
 import json
 import math
@@ -1420,6 +1424,55 @@ def record_hours(out, hours, web=False, seed=0, workers=None, codec="mp4v"):
     return frames
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# What the pixels show: how well could any IDM do?
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _replay(env, actions):
+    """The frames a copy of `env` shows after each of `actions` (fewer if the episode ends); `env` is left as it is."""
+    env, frames = copy.deepcopy(env), []
+    for action in actions:
+        obs, _, done, _ = env.step(action)
+        frames.append(obs["pov"])
+        if done:
+            break
+    return frames
+
+
+def press_shows(env, action, key, then=(), real=None):
+    """Would leaving `key` out of `action` change what the player sees, on the next frame or after the actions `then`?
+
+    `env` is the state before the step; `real` the frames that the unchanged actions give (replayed if None). A press
+    that changes nothing is invisible to any inverse dynamics model: pressing the slot already selected, holding jump
+    in mid-air, the second tick of a tap that only acts when pressed."""
+    real = _replay(env, [action, *then]) if real is None else real
+    without = {**action, key: np.zeros(2, np.float32) if key == "camera" else 0}
+    return any(not np.array_equal(a, b) for a, b in zip(_replay(env, [without, *then]), real))
+
+
+def visibility(episodes, seed=0, lookahead=2, mix=None):
+    """Replay the first `episodes` contractor episodes that record_hours(seed=seed) records and ask press_shows of
+    every held button and every camera move. Returns {key: (times held, times it showed)}."""
+    counts = {k: [0, 0] for k in common.BUTTONS + ["camera"]}
+    for s in range(seed, seed + episodes):
+        world, level = _draw_episodes(s, 1, mix or CONTRACTOR_MIX)[0]
+        actions = play_episode(world, level)["actions"]
+        env = ToyCraft(seed=world)
+        env.reset()
+        for t, action in enumerate(actions):
+            keys = [k for k in common.BUTTONS if np.asarray(action.get(k, 0)).reshape(-1)[0]]
+            keys += ["camera"] if np.any(np.asarray(action["camera"]) != 0) else []
+            if keys:
+                then = actions[t + 1:t + 1 + lookahead]
+                real = _replay(env, [action, *then])
+                for k in keys:
+                    counts[k][0] += 1
+                    counts[k][1] += press_shows(env, action, k, then, real)
+            env.step(action)
+    return {k: tuple(v) for k, v in counts.items() if v[0]}
+
+
 def _progress(iterable, enabled, desc):
     if not enabled:
         return iterable
@@ -1429,7 +1482,7 @@ def _progress(iterable, enabled, desc):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Command line: bench, record, players, demo
+# Command line: bench, record, players, demo, visibility
 # ---------------------------------------------------------------------------------------------------------------------
 
 
@@ -1562,6 +1615,10 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--max-steps", type=int, default=6000)
+    p = sub.add_parser("visibility", help="which contractor presses change the picture: the best F1 any IDM can reach")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lookahead", type=int, default=2, help="also compare this many frames after the next one")
     args = parser.parse_args()
 
     if args.command == "bench":
@@ -1580,6 +1637,15 @@ def main():
             Path(args.out).write_text(json.dumps(rates, indent=1))
     elif args.command == "demo":
         demo(args)
+    elif args.command == "visibility":
+        counts = visibility(args.episodes, args.seed, args.lookahead)
+        # an IDM that labels every press that shows, and nothing else, has precision 1 and recall v: F1 = 2v / (1 + v)
+        best = {k: 2 * shown / (held + shown) for k, (held, shown) in counts.items()}
+        print(f"{'key':12s}{'held':>8s}{'shows':>8s}{'best F1':>9s}")
+        for k, (held, shown) in counts.items():
+            print(f"{k:12s}{held:8d}{shown / held:8.2f}{best[k]:9.2f}")
+        buttons = [best[k] for k in counts if k != "camera"]
+        print(f"mean best F1 over the {len(buttons)} buttons held: {np.mean(buttons):.2f}")
 
 
 if __name__ == "__main__":

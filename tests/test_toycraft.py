@@ -257,6 +257,33 @@ def test_sneak_and_jump_show_in_the_eye_height():
     assert env.eye > eye
 
 
+def test_press_shows_finds_the_presses_no_idm_can_see():
+    env = arena()
+    give(env, "log", select=False)
+    give(env, "planks", select=False)
+    assert env.slot == 0
+    assert not tc.press_shows(env, act(**{"hotbar.1": 1}), "hotbar.1")  # the slot already selected
+    assert tc.press_shows(env, act(**{"hotbar.2": 1}), "hotbar.2")
+    assert tc.press_shows(env, act(jump=1), "jump", then=[act(jump=1)] * 2)  # on the ground: the jump starts
+    env.step(act(jump=1))
+    assert env.jump_t and not tc.press_shows(env, act(jump=1), "jump", then=[act()] * 2)  # mid-air: nothing
+    assert tc.press_shows(env, act(camera=np.array([0.0, 2.0], np.float32)), "camera")
+    env.step(act(inventory=1))  # a tap: the GUI opens on the press; its second tick does nothing
+    assert env.gui_open and not tc.press_shows(env, act(inventory=1), "inventory", then=[act()] * 2)
+    slot, steps = env.slot, env.steps
+    tc.press_shows(env, act(**{"hotbar.2": 1}), "hotbar.2")
+    assert (env.slot, env.steps) == (slot, steps)  # the env asked about is left as it was
+
+
+def test_visibility_counts_every_held_key_of_the_recorded_episodes():
+    counts = tc.visibility(1, lookahead=1)
+    actions = tc.play_episode(*tc._draw_episodes(0, 1, tc.CONTRACTOR_MIX)[0])["actions"]
+    for k, (held, shown) in counts.items():
+        if k != "camera":
+            assert held == sum(int(a[k]) for a in actions) and 0 <= shown <= held
+    assert counts["forward"][1] > 0.9 * counts["forward"][0]  # walking always shows, save against a wall
+
+
 # ----------------------------------------------------------------------------------------------- the GUI
 
 
