@@ -84,11 +84,7 @@ def parse_args(argv=None):
     g.add_argument("--batch", type=int, default=16, help="windows per step (per process with torchrun)")
     g.add_argument("--steps", type=int, default=800, help="optimiser steps (0: only evaluate)")
     g.add_argument("--sweep-hours", default=None, help="comma-separated hours: one IDM per data size, and a plot")
-    g = p.add_argument_group("optimiser")
-    g.add_argument("--lr", type=float, default=1e-3)
-    g.add_argument("--weight-decay", type=float, default=0.05)
-    g.add_argument("--warmup", type=int, default=50)
-    g.add_argument("--clip-grad", type=float, default=1.0)
+    common.add_optimiser_flags(p)
     g = p.add_argument_group("running")
     common.add_training_flags(g)
     g.add_argument("--eval-every", type=int, default=200)
@@ -191,12 +187,7 @@ def train(args, model, train_recs, eval_recs, device, rank, world, log_prefix=""
         net = torch.compile(net)
     if world > 1:
         net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
-    # weight decay on matrices only, not on norms and biases; frozen tensors (kept for OpenAI's layout) not at all
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in trainable if p.ndim >= 2]
-    no_decay = [p for p in trainable if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    optimizer, trainable = common.make_optimizer(model, args)
 
     step, history = 0, {"step": [], "loss": [], "eval_step": [], "button_f1": [], "camera_accuracy": []}
     metrics = None  # the latest held-out evaluation, returned so that main need not run it again

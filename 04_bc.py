@@ -82,11 +82,7 @@ def parse_args(argv=None):
     g.add_argument("--data-hours", type=float, default=None, help="train on only this many hours of the recordings "
                    "(a seeded random subset; the paper's Fig. 8 ablation)")
     g.add_argument("--freeze-cnn", action="store_true", help="train only the transformer and heads (fine-tuning)")
-    g = p.add_argument_group("optimiser")
-    g.add_argument("--lr", type=float, default=1e-3)
-    g.add_argument("--weight-decay", type=float, default=0.05)
-    g.add_argument("--warmup", type=int, default=50)
-    g.add_argument("--clip-grad", type=float, default=1.0)
+    common.add_optimiser_flags(p)
     g = p.add_argument_group("evaluation")
     g.add_argument("--episodes", type=int, default=24, help="evaluation episodes (0: none)")
     g.add_argument("--episode-steps", type=int, default=1200, help="length of each evaluation episode")
@@ -242,9 +238,7 @@ def train(args, model, train_paths, eval_paths, device, rank, world, out, log_pr
     if args.freeze_cnn:
         for p in model.net.img_process.parameters():
             p.requires_grad_(False)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW([{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": args.weight_decay},
-                                   {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}], lr=args.lr)
+    optimizer, trainable = common.make_optimizer(model, args)
 
     step, history = 0, {"step": [], "loss": [], "eval_step": [], "eval_loss": []}
     ckpt_path = out / "policy.pt"

@@ -1471,6 +1471,25 @@ def add_training_flags(group):
     group.add_argument("--seed", type=int, default=0)
 
 
+def add_optimiser_flags(parser):
+    """The optimiser of the stages that fit a dataset (01, 04): AdamW, linear warm-up, cosine decay, gradient clipping.
+    Laptop-sized defaults; the paper's settings are in vpt-facts.md."""
+    group = parser.add_argument_group("optimiser")
+    group.add_argument("--lr", type=float, default=1e-3)
+    group.add_argument("--weight-decay", type=float, default=0.05)
+    group.add_argument("--warmup", type=int, default=50, help="steps of linear warm-up")
+    group.add_argument("--clip-grad", type=float, default=1.0, help="clip the gradient's norm to this")
+
+
+def make_optimizer(model, args):
+    """AdamW over the model's trainable tensors, with weight decay on matrices only: not on norms and biases, and not
+    at all on frozen tensors (kept for OpenAI's layout, or by --freeze-cnn). Returns (optimizer, trainable tensors)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": args.weight_decay},
+                                   {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}], lr=args.lr)
+    return optimizer, trainable
+
+
 def setup_run(args, process_group=True):
     """Device, seeds and, under torchrun, the process group. Returns (device, rank, world_size).
 

@@ -216,6 +216,24 @@ def test_idm_freezes_only_what_it_never_uses(idm):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters() if p.requires_grad)
 
 
+def test_optimiser_decays_matrices_only_and_leaves_frozen_tensors_out():
+    from argparse import Namespace
+
+    model = c.make_model("idm", "toy")
+    optimizer, trainable = c.make_optimizer(model, Namespace(lr=0.1, weight_decay=0.5))
+    grouped = [p for group in optimizer.param_groups for p in group["params"]]
+    assert len(grouped) == len(trainable) == sum(p.requires_grad for p in model.parameters())
+    decay, no_decay = optimizer.param_groups
+    assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim < 2 for p in no_decay["params"])
+    # with no gradient, a step shrinks the matrices by lr * weight decay and leaves norms and biases as they are
+    matrix, bias = decay["params"][0], no_decay["params"][0]
+    before = matrix.detach().clone(), bias.detach().clone()
+    for p in trainable:
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    assert torch.allclose(matrix, before[0] * (1 - 0.1 * 0.5)) and torch.equal(bias, before[1])
+
+
 def test_gradients_reach_every_parameter(policy):
     model = c.make_model("policy", "toy")
     pi, value, _ = model(frames(1, 4), no_first(1, 4), model.initial_state(1))
