@@ -194,7 +194,19 @@ def label_segment(model, video, start, end, window, args, device, idm_sha256):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def agreement(labelled, idm_metrics_path):
+def idm_scores(idm_path):
+    """The IDM's own held-out scores, from the metrics.json that 01_idm.py wrote beside it; after a data-size sweep,
+    those of the size this checkpoint was trained on (idm_<hours>h.pt). None if there are none."""
+    path = Path(idm_path).parent / "metrics.json"
+    if not path.exists():
+        return None
+    metrics = json.loads(path.read_text())
+    mine = [m for m in metrics.get("sweep", []) if m.get("checkpoint") == Path(idm_path).name]
+    metrics = mine[0] if mine else metrics
+    return {k: metrics.get(k) for k in ("button_f1", "button_accuracy", "camera_accuracy", "camera_r2")}
+
+
+def agreement(labelled, idm_path):
     """Read the pseudo-labels back as 04_bc.py will, and score them against the true actions of the same frames."""
     pred_b, pred_c, true_b, true_c, true_deg = [], [], [], [], []
     truths = {}
@@ -217,10 +229,8 @@ def agreement(labelled, idm_metrics_path):
     if not pred_b:
         return None
     scores = common.label_scores(*(torch.cat(x) for x in (pred_b, pred_c, true_b, true_c, true_deg)))
-    if idm_metrics_path.exists():
-        idm = json.loads(idm_metrics_path.read_text())
-        scores["idm_held_out"] = {k: idm.get(k) for k in ("button_f1", "button_accuracy", "camera_accuracy",
-                                                            "camera_r2")}
+    if (idm := idm_scores(idm_path)) is not None:
+        scores["idm_held_out"] = idm
     return scores
 
 
@@ -286,7 +296,7 @@ def main():
                "stale_segments_removed": removed, "window": window, "idm_sha256": idm_sha256,
                "device": str(device), "problems": problems}
     if args.env == "toy":
-        scores = agreement(labelled, args.idm.parent / "metrics.json")
+        scores = agreement(labelled, args.idm)
         if scores is not None:
             metrics.update({k: v for k, v in scores.items() if k != "frames"}, truth_frames=scores["frames"])
     args.run_dir.mkdir(parents=True, exist_ok=True)

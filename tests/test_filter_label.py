@@ -210,3 +210,16 @@ def test_label_ranks_share_out_the_videos(tmp_path, monkeypatch):
     label_stage.main()
     assert sorted(p.name for p in (tmp_path / "data" / "labeled").glob("*.jsonl")) == ["b_0000000-0000020.jsonl"]
     assert (tmp_path / "runs" / "label" / "metrics.rank1.json").exists()
+
+
+def test_label_compares_with_the_held_out_scores_of_its_own_idm(tmp_path):
+    def scores(f1):
+        return {"button_f1": f1, "button_accuracy": 0.9, "camera_accuracy": 0.5, "camera_r2": 0.1}
+
+    assert label_stage.idm_scores(tmp_path / "idm.pt") is None
+    # 01_idm.py --sweep-hours: the top level is the last size's (its idm.pt), each size's entry names its checkpoint
+    sweep = [{**scores(0.1), "checkpoint": "idm_0.05h.pt"}, {**scores(0.3), "checkpoint": "idm_0.3h.pt"}]
+    (tmp_path / "metrics.json").write_text(json.dumps({**sweep[-1], "sweep": sweep}))
+    assert label_stage.idm_scores(tmp_path / "idm_0.05h.pt")["button_f1"] == 0.1
+    assert label_stage.idm_scores(tmp_path / "idm_0.3h.pt")["button_f1"] == 0.3
+    assert label_stage.idm_scores(tmp_path / "idm.pt") == scores(0.3)
