@@ -251,14 +251,22 @@ def agent_gif(policy, path, steps=360, seed=1_000_000):
     return path
 
 
-def stage_times():
-    """Seconds of each stage's latest run, from the lines the Makefile appends to runs/times.tsv."""
+def stage_times(path):
+    """Seconds of each stage's latest run, from the "<stage>\t<seconds>" lines appended to a times.tsv (by the
+    Makefile for make toy, by run_ablations for make paper-figures). Lines of any other shape are passed over."""
     times = {}
-    if (RUNS / "times.tsv").exists():
-        for line in (RUNS / "times.tsv").read_text().splitlines():
-            stage, seconds = line.split("\t")[:2]
-            times[stage] = int(float(seconds))
+    for line in (path.read_text().splitlines() if path.exists() else []):
+        fields = line.split("\t")
+        try:
+            times[fields[0]] = int(float(fields[1]))
+        except (IndexError, ValueError):
+            continue
     return times
+
+
+def times_table(times, what):
+    rows = [f"| {what} | minutes |", "|---|---|"] + [f"| {run} | {seconds / 60:.1f} |" for run, seconds in times.items()]
+    return rows + [f"| all | {sum(times.values()) / 60:.1f} |", ""]
 
 
 def headline(runs):
@@ -295,7 +303,7 @@ def write_report(path, asset_dir=None):
     """runs/report.md (asset_dir None), or the README's version of it with images copied to asset_dir."""
     runs = {k: load(RUNS / d / "metrics.json") for k, d in
             [("idm", "idm"), ("filter", "filter"), ("label", "label"), ("bc", "bc"), ("rl", "rl")]}
-    times = stage_times()
+    times = stage_times(RUNS / "times.tsv")
 
     def image(rel, alt):
         src = RUNS / rel
@@ -310,9 +318,7 @@ def write_report(path, asset_dir=None):
 
     lines = ["## The toy pipeline's headline numbers", "", *headline(runs), ""]
     if times:
-        lines += ["Wall time of each stage (`make toy`):", "", "| stage | minutes |", "|---|---|"]
-        lines += [f"| {stage} | {seconds / 60:.1f} |" for stage, seconds in times.items()]
-        lines += [f"| all | {sum(times.values()) / 60:.1f} |", ""]
+        lines += ["Wall time of each stage (`make toy`):", "", *times_table(times, "stage")]
     lines += ["## Figures of each stage", ""]
     for rel, alt in [("agent.gif", "the final agent, first person"), ("idm/loss.png", "01: IDM training"),
                      ("filter/examples.png", "02: clean and unclean frames"),
@@ -327,6 +333,10 @@ def write_report(path, asset_dir=None):
                       f"their numbers mean nothing.", ""]
         for title, (png, rows) in figures.items():
             lines += [f"### {title}", "", *image(png, title), *rows, ""]
+        paper_times = stage_times(PAPER_RUNS / "times.tsv")
+        if paper_times:
+            lines += ["Wall time of each ablation run (`make paper-figures`, its latest run of each):", "",
+                      *times_table(paper_times, "run")]
     text = "\n".join(lines) + "\n"
     if asset_dir is None:
         Path(path).write_text("# nanoVPT toy report\n\n" + text)

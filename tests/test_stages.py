@@ -69,3 +69,15 @@ def test_rl_trains_under_torchrun_with_two_processes(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((tmp_path / "runs" / "rl" / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["env_steps"] == 64  # --smoke's 64 steps: 2 ranks x 2 envs x 16 steps
+
+
+def test_times_keep_each_runs_latest_and_pass_over_other_lines(tmp_path):
+    import report
+
+    path = tmp_path / "times.tsv"
+    path.write_text("idm_sweep\t1926\nDONE\nbc_contractor\t780\trc=0\nlabel_0.05h\tabc\nidm_sweep\t600\n")
+    times = report.stage_times(path)
+    assert times == {"idm_sweep": 600, "bc_contractor": 780}
+    assert report.times_table(times, "run")[::3] == ["| run | minutes |", "| bc_contractor | 13.0 |"]
+    assert report.times_table(times, "run")[-2] == "| all | 23.0 |"
+    assert report.stage_times(tmp_path / "missing.tsv") == {}
