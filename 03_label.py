@@ -79,7 +79,7 @@ def parse_args(argv=None):
     g.add_argument("--force", action="store_true", help="relabel segments that are already labelled")
     g = p.add_argument_group("running")
     g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    g.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA)")
+    common.add_bf16_flag(g)
     g.add_argument("--seed", type=int, default=0, help="labels are argmaxes; seeds only torch's defaults")
     g.add_argument("--smoke", action="store_true", help="label the first two segments only")
     return p.parse_args(argv)

@@ -1464,11 +1464,35 @@ def load_model(path, kind=None):
 def add_training_flags(group):
     """The flags every training stage (01, 04, 05) shares: where and how fast to run, and the seed."""
     group.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    group.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA)")
+    add_bf16_flag(group)
     group.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
     group.add_argument("--checkpoint-activations", action="store_true", help="recompute activations in the backward "
                        "pass: less memory, about a third more compute (large presets)")
     group.add_argument("--seed", type=int, default=0)
+
+
+def add_bf16_flag(group):
+    """--bf16 [auto|on|off]: bfloat16 autocast. `auto` (the default) turns it on where it is fast (see bf16_is_fast);
+    a bare --bf16 means on. setup_run turns the choice into a bool."""
+    group.add_argument("--bf16", nargs="?", const="on", default="auto", choices=["auto", "on", "off"],
+                       help="bfloat16 autocast (default auto: on for CUDA and for CPUs with bfloat16 instructions)")
+
+
+def bf16_is_fast(device):
+    """Whether bfloat16 autocast speeds training up on this device: a CUDA GPU that supports it, or a CPU with native
+    bfloat16 instructions (AVX512-BF16 or AMX: AMD Zen 4 and later, Intel Xeons since Cooper Lake), where oneDNN runs
+    the convolutions and matrix products about twice as fast as in float32 (benchmarks/bf16_cpu.py). Anywhere else
+    bfloat16 is emulated and slower, so it stays off."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()  # Linux; elsewhere we cannot tell cheaply, and stay in float32
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def add_optimiser_flags(parser):
@@ -1510,6 +1534,8 @@ def setup_run(args, process_group=True):
     if device.type == "cuda" and distributed:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
+    if isinstance(getattr(args, "bf16", None), str):  # --bf16 auto|on|off -> a bool, kept in the run's config
+        args.bf16 = bf16_is_fast(device) if args.bf16 == "auto" else args.bf16 == "on"
     torch.manual_seed(args.seed + rank)
     np.random.seed(args.seed + rank)
     return device, rank, world
@@ -1903,12 +1929,13 @@ def saved_activation_bytes(model, x, first, autocast=False):
 def bench_model(args):
     """Frames/s of a model's forward pass (inference, memory carried) and of a training step (forward + backward), and
     training memory: the activations kept for the backward pass per frame (any device), and on CUDA the step's peak
-    allocation, for each preset asked for."""
+    allocation, for each preset asked for. `--bf16 compare` times float32 and bfloat16 autocast in turns, repeat by
+    repeat, and prints the speed-up of bfloat16 (the median of the per-repeat ratios, robust on a shared machine)."""
     device = torch.device(args.device)
+    modes = {"off": [False], "on": [True], "compare": [False, True]}[args.bf16]
     print(f"{args.kind}, batch {args.batch}, {device}, {torch.get_num_threads()} threads, median of {args.repeats}"
-          + (", bf16 autocast" if args.bf16 else "") + (", activation checkpointing" if args.checkpoint_activations
-                                                       else ""))
-    print(f"  {'preset':7s} {'params':>8s} {'frames':>10s} {'forward f/s':>12s} {'train f/s':>10s} "
+          + (", activation checkpointing" if args.checkpoint_activations else ""))
+    print(f"  {'preset':7s} {'autocast':8s} {'params':>8s} {'frames':>10s} {'forward f/s':>12s} {'train f/s':>10s} "
           f"{'activations/frame':>18s} {'peak (CUDA)':>12s}")
     for preset in args.preset.split(","):
         model = make_model(args.kind, preset).to(device)
@@ -1918,36 +1945,43 @@ def bench_model(args):
         x = torch.randint(0, 256, (args.batch, t, h, w, 3), dtype=torch.uint8, device=device)
         first = torch.zeros(args.batch, t, dtype=torch.bool, device=device)
 
-        def timed(fn):
-            times = []
-            for _ in range(args.repeats + 1):  # the first run warms up
-                start = time.perf_counter()
-                fn()
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                times.append(time.perf_counter() - start)
-            return args.batch * t / np.median(times[1:])
-
-        def forward():
-            with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=args.bf16):
+        def forward(bf16):
+            with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
                 model.eval()
                 model(x, first, model.initial_state(args.batch, device))
 
-        def train_step():
+        def train_step(bf16):
             model.train()
-            with torch.autocast(device.type, torch.bfloat16, enabled=args.bf16):
+            with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
                 pi, _, _ = model(x, first, model.initial_state(args.batch, device))
             (pi["buttons"].float().mean() + pi["camera"].float().mean()).backward()
             model.zero_grad(set_to_none=True)
+
+        def timed(fn):
+            """Frames/s of fn(bf16) for each mode, the modes taking turns; the first round warms up."""
+            times = {mode: [] for mode in modes}
+            for _ in range(args.repeats + 1):
+                for mode in modes:
+                    start = time.perf_counter()
+                    fn(mode)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    times[mode].append(time.perf_counter() - start)
+            return {mode: args.batch * t / np.array(ts[1:]) for mode, ts in times.items()}
 
         fwd = timed(forward)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         train = timed(train_step)
         peak = f"{torch.cuda.max_memory_allocated(device) / 2**30:8.2f} GiB" if device.type == "cuda" else "-"
-        per_frame = saved_activation_bytes(model, x, first, args.bf16) / (args.batch * t) / 2**20
-        print(f"  {preset:7s} {count_parameters(model) / 1e6:7.1f}M {t:4d} x {h}px {fwd:12.1f} {train:10.1f} "
-              f"{per_frame:14.2f} MiB {peak:>12s}")
+        for mode in modes:
+            per_frame = saved_activation_bytes(model, x, first, mode) / (args.batch * t) / 2**20
+            print(f"  {preset:7s} {'bf16' if mode else 'fp32':8s} {count_parameters(model) / 1e6:7.1f}M "
+                  f"{t:4d} x {h}px {np.median(fwd[mode]):12.1f} {np.median(train[mode]):10.1f} "
+                  f"{per_frame:14.2f} MiB {peak:>12s}")
+        if len(modes) == 2:
+            print(f"  {preset:7s} bf16 speed-up: forward x{np.median(fwd[True] / fwd[False]):.2f}, "
+                  f"training step x{np.median(train[True] / train[False]):.2f}")
         model = x = None  # free this size before the next
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -1963,7 +1997,8 @@ def main():
     p.add_argument("--kind", default="policy", choices=["policy", "idm"])
     p.add_argument("--preset", default="toy", help="one or more, comma-separated: toy,1x,2x,3x (policy), toy,4x (idm)")
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA)")
+    p.add_argument("--bf16", nargs="?", const="on", default="off", choices=["off", "on", "compare"],
+                   help="bfloat16 autocast; compare: time both and print the speed-up")
     p.add_argument("--checkpoint-activations", action="store_true")
     p.add_argument("--timesteps", type=int, default=None, help="frames per chunk (default: the preset's)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

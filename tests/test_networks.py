@@ -356,13 +356,25 @@ def test_activation_checkpointing_gives_the_same_gradients():
     assert all((a - b).abs().max() <= 1e-4 * a.abs().max() + 1e-7 for a, b in zip(*grads))
 
 
-def test_bench_model_prints_a_row_per_preset():
+def test_bench_model_prints_a_row_per_preset_and_autocast():
     out = subprocess.run([sys.executable, str(ROOT / "common.py"), "bench-model", "--kind", "idm", "--preset", "toy",
-                          "--timesteps", "8", "--repeats", "1", "--checkpoint-activations"],
+                          "--timesteps", "8", "--repeats", "1", "--checkpoint-activations", "--bf16", "compare"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    row = [line for line in out.stdout.splitlines() if line.strip().startswith("toy")]
-    assert len(row) == 1 and "MiB" in row[0]
+    rows = [line.split() for line in out.stdout.splitlines() if line.strip().startswith("toy")]
+    assert [r[1] for r in rows] == ["fp32", "bf16", "bf16"] and "MiB" in rows[0] and "speed-up:" in rows[2]
+
+
+def test_bf16_flag_becomes_a_bool_in_setup_run():
+    import argparse
+    p = argparse.ArgumentParser()
+    c.add_training_flags(p)
+    for argv, want in [([], c.bf16_is_fast("cpu")), (["--bf16"], True), (["--bf16", "on"], True),
+                       (["--bf16", "off"], False)]:
+        args = p.parse_args(argv + ["--device", "cpu"])
+        c.setup_run(args)
+        assert args.bf16 is want, argv
+    assert c.bf16_is_fast("meta") is False  # neither CUDA nor CPU: no autocast unless asked for
 
 
 def test_checkpointing_keeps_far_fewer_activations_for_backward():
