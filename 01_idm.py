@@ -82,7 +82,7 @@ def parse_args(argv=None):
     g.add_argument("--codec", default="mp4v", choices=common.VIDEO_CODECS, help="toy: video codec of the recordings "
                    "(FFV1 is lossless)")
     g.add_argument("--batch", type=int, default=16, help="windows per step (per process with torchrun)")
-    g.add_argument("--steps", type=int, default=1600, help="optimiser steps (0: only evaluate)")
+    g.add_argument("--steps", type=int, default=1500, help="optimiser steps (0: only evaluate)")
     g.add_argument("--sweep-hours", default=None, help="comma-separated hours: one IDM per data size, and a plot")
     common.add_optimiser_flags(p)
     g = p.add_argument_group("running")

@@ -78,7 +78,7 @@ def parse_args(argv=None):
     g.add_argument("--preset", default="toy", choices=list(common.PRESETS["policy"]), help="network size")
     g.add_argument("--batch", type=int, default=8, help="recordings streamed in parallel (per process with torchrun)")
     g.add_argument("--chunk", type=int, default=None, help="frames per sequence (default: the preset's timesteps)")
-    g.add_argument("--steps", type=int, default=1500, help="optimiser steps (0: only evaluate)")
+    g.add_argument("--steps", type=int, default=2400, help="optimiser steps (0: only evaluate)")
     g.add_argument("--data-hours", type=float, default=None, help="train on only this many hours of the recordings "
                    "(a seeded random subset; the paper's Fig. 8 ablation)")
     g.add_argument("--freeze-cnn", action="store_true", help="train only the transformer and heads (fine-tuning)")

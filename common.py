@@ -1481,8 +1481,8 @@ def add_bf16_flag(group):
 def bf16_is_fast(device):
     """Whether bfloat16 autocast speeds training up on this device: a CUDA GPU that supports it, or a CPU with native
     bfloat16 instructions (AVX512-BF16 or AMX: AMD Zen 4 and later, Intel Xeons since Cooper Lake), where oneDNN runs
-    the convolutions and matrix products about twice as fast as in float32 (benchmarks/bf16_cpu.py). Anywhere else
-    bfloat16 is emulated and slower, so it stays off."""
+    the convolutions and matrix products about twice as fast as in float32 (`python common.py bench-model --bf16
+    compare`). Anywhere else bfloat16 is emulated and slower, so it stays off."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
