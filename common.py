@@ -1957,8 +1957,11 @@ def bench_model(args):
             (pi["buttons"].float().mean() + pi["camera"].float().mean()).backward()
             model.zero_grad(set_to_none=True)
 
+        peaks = {mode: 0 for mode in modes}  # CUDA: the most memory one call of each mode allocated at once
+
         def timed(fn):
-            """Frames/s of fn(bf16) for each mode, the modes taking turns; the first round warms up."""
+            """Frames/s of fn(bf16) for each mode, the modes taking turns; the first round warms up. On CUDA, also the
+            peak memory of each mode (reset after every call, so that one mode's peak is not reported for the other)."""
             times = {mode: [] for mode in modes}
             for _ in range(args.repeats + 1):
                 for mode in modes:
@@ -1967,15 +1970,16 @@ def bench_model(args):
                     if device.type == "cuda":
                         torch.cuda.synchronize()
                     times[mode].append(time.perf_counter() - start)
+                    if device.type == "cuda":  # outside the timed span
+                        peaks[mode] = max(peaks[mode], torch.cuda.max_memory_allocated(device))
+                        torch.cuda.reset_peak_memory_stats(device)
             return {mode: args.batch * t / np.array(ts[1:]) for mode, ts in times.items()}
 
         fwd = timed(forward)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        train = timed(train_step)
-        peak = f"{torch.cuda.max_memory_allocated(device) / 2**30:8.2f} GiB" if device.type == "cuda" else "-"
+        train = timed(train_step)  # its peak (backward included) is above the forward's, so peaks are training's
         for mode in modes:
             per_frame = saved_activation_bytes(model, x, first, mode) / (args.batch * t) / 2**20
+            peak = f"{peaks[mode] / 2**30:8.2f} GiB" if device.type == "cuda" else "-"
             print(f"  {preset:7s} {'bf16' if mode else 'fp32':8s} {count_parameters(model) / 1e6:7.1f}M "
                   f"{t:4d} x {h}px {np.median(fwd[mode]):12.1f} {np.median(train[mode]):10.1f} "
                   f"{per_frame:14.2f} MiB {peak:>12s}")
