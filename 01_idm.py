@@ -83,6 +83,8 @@ def parse_args(argv=None):
                    "(FFV1 is lossless)")
     g.add_argument("--batch", type=int, default=16, help="windows per step (per process with torchrun)")
     g.add_argument("--steps", type=int, default=1500, help="optimiser steps (0: only evaluate)")
+    g.add_argument("--rare", type=float, default=0.0, help="draw windows around the presses of buttons pressed in "
+                   "fewer than this fraction of frames, as if they were that common (0: uniform windows)")
     g.add_argument("--sweep-hours", default=None, help="comma-separated hours: one IDM per data size, and a plot")
     common.add_optimiser_flags(p)
     g = p.add_argument_group("running")
@@ -133,15 +135,33 @@ def load_recordings(paths, size):
     return recordings
 
 
-def sample_windows(recordings, batch, clip, generator):
-    """A batch of random windows of `clip` consecutive frames, recordings chosen in proportion to their length."""
-    lengths = torch.tensor([len(r["frames"]) for r in recordings], dtype=torch.float)
-    picks = torch.multinomial(lengths, batch, replacement=True, generator=generator)
+def anchor_weights(recordings, rare):
+    """How likely each training frame is to anchor a window. Uniform with rare=0. Otherwise a frame where a button is
+    pressed that is pressed in fewer than a fraction `rare` of all frames weighs rare / that fraction, so that each
+    rare button's presses are drawn about as often as if it were pressed that often. The toy contractors press a hotbar
+    key or step left in one frame in a thousand; drawn uniformly, an IDM trained for minutes sees too few of them to
+    learn them at all. Returns a list of per-recording weight tensors (T,)."""
+    buttons = [r["buttons"].float() for r in recordings]
+    if not rare:
+        return [torch.ones(len(b)) for b in buttons]
+    freq = torch.cat(buttons).mean(0)  # (20,) fraction of frames with each button pressed
+    boost = torch.where(freq > 0, (rare / freq.clamp_min(1e-9)).clamp_min(1.0), torch.ones_like(freq))
+    return [(b * boost).amax(-1).clamp_min(1.0) for b in buttons]
+
+
+def sample_windows(recordings, batch, clip, generator, weights=None):
+    """A batch of windows of `clip` consecutive frames. Each is placed around an anchor frame drawn over all frames
+    of all recordings, uniformly or by `weights` (anchor_weights), at a random position within the window."""
+    weights = weights or [torch.ones(len(r["frames"])) for r in recordings]
+    per_rec = torch.stack([w.sum() for w in weights])
+    picks = torch.multinomial(per_rec, batch, replacement=True, generator=generator)
     frames, buttons, camera = [], [], []
     for i in picks.tolist():
         r = recordings[i]
         n = len(r["frames"])
-        start = int(torch.randint(0, max(n - clip, 0) + 1, (1,), generator=generator))
+        anchor = int(torch.multinomial(weights[i], 1, generator=generator))
+        offset = int(torch.randint(0, clip, (1,), generator=generator))
+        start = min(max(anchor - offset, 0), max(n - clip, 0))
         end = min(start + clip, n)
         pad = clip - (end - start)  # a recording shorter than the window: repeat its last frame (rare)
 
@@ -200,6 +220,7 @@ def train(args, model, train_recs, eval_recs, device, rank, world, log_prefix=""
         print(f"{log_prefix}resuming from {ckpt_path} at step {step}")
 
     generator = torch.Generator().manual_seed(args.seed * 1000 + rank)
+    weights = anchor_weights(train_recs, args.rare)
     seen = 0  # frames trained on in this run, for the frames/s readout
     bar = tqdm(range(step, args.steps), desc=f"{log_prefix}train idm", unit="step", disable=rank != 0,
                initial=step, total=args.steps)
@@ -207,7 +228,7 @@ def train(args, model, train_recs, eval_recs, device, rank, world, log_prefix=""
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = common.warmup_cosine(step, args.lr, args.warmup, args.steps)
-        frames, buttons, camera = (x.to(device) for x in sample_windows(train_recs, args.batch, clip, generator))
+        frames, buttons, camera = (x.to(device) for x in sample_windows(train_recs, args.batch, clip, generator, weights))
         first = torch.zeros(frames.shape[:2], dtype=torch.bool, device=device)
         net.train()
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=args.bf16):

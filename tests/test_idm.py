@@ -119,3 +119,31 @@ def test_warmup_cosine_schedule():
     assert lrs[60] == pytest.approx(0.55)  # half way through the decay: the middle of 1 and 0.1
     assert lrs[110] == pytest.approx(0.1) and lrs[119] == pytest.approx(0.1)  # a tenth at the end, and after
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+
+
+def test_rare_presses_anchor_more_windows():
+    # 1000 frames, "left" pressed in 5 of them (0.5%); with rare=0.1 those frames anchor windows 0.1 / 0.005 = 20
+    # times as often as others: 100 / 1095 = 9% of all anchors, where uniform anchors put "left" in 8 / 200 = 4% of
+    # 8-frame windows
+    n, clip = 1000, 8
+    buttons = torch.zeros(n, 20, dtype=torch.int64)
+    buttons[::200, c.BUTTONS.index("left")] = 1
+    buttons[:, c.BUTTONS.index("forward")] = 1  # common: never boosted
+    rec = {"frames": torch.arange(n).view(n, 1, 1, 1).expand(n, 1, 1, 3), "buttons": buttons,
+           "camera": torch.zeros(n, 2, dtype=torch.int64)}
+    uniform = idm_stage.anchor_weights([rec], 0.0)[0]
+    assert torch.equal(uniform, torch.ones(n))
+    weights = idm_stage.anchor_weights([rec], 0.1)[0]
+    assert weights[0] == pytest.approx(20.0) and weights[1] == 1.0 and weights.sum() == pytest.approx(995 + 100)
+
+    def share_with_left(w):
+        g = torch.Generator().manual_seed(0)
+        frames, b, _ = idm_stage.sample_windows([rec], 2000, clip, g, w)
+        assert frames.shape == (2000, clip, 1, 1, 3)
+        # windows are consecutive frames, and their labels travel with them
+        assert torch.equal(frames[:, 1:, 0, 0, 0] - frames[:, :-1, 0, 0, 0], torch.ones(2000, clip - 1, dtype=frames.dtype))
+        assert torch.equal(b[..., c.BUTTONS.index("left")], (frames[..., 0, 0, 0] % 200 == 0).long())
+        return b[..., c.BUTTONS.index("left")].amax(1).float().mean().item()
+
+    assert share_with_left(None) == pytest.approx(0.04, abs=0.012)
+    assert share_with_left([weights]) == pytest.approx(0.091 + 0.909 * 0.04, abs=0.02)

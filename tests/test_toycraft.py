@@ -281,7 +281,31 @@ def test_visibility_counts_every_held_key_of_the_recorded_episodes():
     for k, (held, shown) in counts.items():
         if k != "camera":
             assert held == sum(int(a[k]) for a in actions) and 0 <= shown <= held
-    assert counts["forward"][1] > 0.9 * counts["forward"][0]  # walking always shows, save against a wall
+    assert counts["forward"][1] > 0.8 * counts["forward"][0]  # walking shows, save against a wall
+
+
+def test_scripted_players_press_nothing_an_idm_cannot_see():
+    # the kinds of invisible press that capped any IDM's F1 at 0.81: the slot already selected, jump in mid-air or in
+    # water, the second tick of a toggle; and the habits must still press every button now and then
+    world, level = tc._draw_episodes(0, 1, tc.CONTRACTOR_MIX)[0]
+    ep = tc.play_episode(world, level)
+    env = tc.ToyCraft(seed=world)  # replayed step by step, to ask the world's state before each press
+    env.reset()
+    prev, held = None, {k: 0 for k in common.BUTTONS}
+    for action in ep["actions"]:
+        for i in range(1, 10):
+            if action[f"hotbar.{i}"]:
+                assert env.slot != i - 1, "pressed the slot already selected"
+        if action["jump"]:
+            in_water = env.grid[int(env.x), int(env.y)] == tc.B["water"]
+            assert env.jump_t == 0 or in_water, "jump held in mid-air"
+        for key in ("inventory", "use", "drop", "ESC"):
+            assert not (action[key] and prev is not None and prev[key]), f"{key} held for a second tick"
+        for k in common.BUTTONS:
+            held[k] += int(action[k])
+        env.step(action)
+        prev = action
+    assert sum(held[k] for k in ("left", "right", "back")) > 0 and sum(held[f"hotbar.{i}"] for i in range(1, 10)) > 0
 
 
 # ----------------------------------------------------------------------------------------------- the GUI
