@@ -16,7 +16,8 @@ Every action leaves a trace in the pixels, because VPT's inverse dynamics model 
 walking moves the floor tiles and bobs the hand, attack swings the hand and cracks the block, sneak lowers the eye,
 jump raises it, hotbar keys move the highlighted slot, drop lowers a count, the inventory key opens the GUI. Not every
 press does, as in Minecraft: pressing the slot already selected, holding jump in mid-air, the second tick of a tap.
-`python toycraft.py visibility` counts such presses in the contractor data: no IDM can label them.
+No IDM can label such presses, so the scripted players do not make them; `python toycraft.py visibility` checks the
+contractor data for them.
 
 Usage:
     python toycraft.py bench                                   # steps/s next to Crafter's, reset time
