@@ -15,7 +15,7 @@ Output: runs/idm/idm.pt (model, optimizer, args, preset, step), runs/idm/metrics
 
 Commands:
     python 01_idm.py --smoke                 # a few steps on a few frames: does everything run? (~15 s)
-    python 01_idm.py                         # the toy IDM on a 2-core laptop: records 0.59 toy hours, trains (9 min
+    python 01_idm.py                         # the toy IDM on a 2-core laptop: records 0.59 toy hours, trains (10 min
                                              # with bf16); held-out button accuracy 0.99, F1 0.69, camera accuracy 0.71
     python 01_idm.py --sweep-hours 0.05,0.1,0.25,0.5,1    # accuracy against labelled hours (~40 min)
     python 01_idm.py --env minerl --preset 4x --data /path/to/contractor --device cuda --bf16 --steps 200000
@@ -36,11 +36,11 @@ Differences from the paper:
 3. The paper's "keypress accuracy" is not defined precisely; we report the mean per-button accuracy and, because most
    buttons are rarely pressed (accuracy is then flattered by "never pressed"), the mean F1 over buttons that occur.
    A press that leaves no trace in the pixels (the hotbar slot already selected, jump held in mid-air) cannot be
-   labelled; the toy contractors avoid them, so that the best F1 any IDM could reach is 0.99
-   (`python toycraft.py visibility`).
+   labelled; the toy contractors avoid them, so that the best mean F1 any IDM could reach is about 0.996
+   (`python toycraft.py visibility`; 0.81 before they did).
 4. Rare buttons (`--rare`, our addition): windows are drawn around the presses of buttons pressed in under 3% of
    frames as if they were that common. Hotbar keys and side steps are a few presses in a thousand frames; drawn
-   uniformly, a few minutes of training never learn them (held-out F1 0.27, with hotbar keys at 0; with --rare 0.03,
+   uniformly, a few minutes of training never learn them (held-out F1 0.27, most hotbar keys at 0; with --rare 0.03,
    0.69, hotbar keys 0.9-1.0, and the camera no worse). OpenAI's 1,962 hours hold plenty of every key.
 """
 

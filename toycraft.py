@@ -857,7 +857,7 @@ class ScriptedPlayer:
         """A habit between two steps of the plan, a few ticks long; every press in it shows on screen."""
         kind, env = self.rng.random(), self.env
         if kind < 0.3:
-            # a look along the hotbar: one or two other slots, a moment on each, and back to the one in use
+            # a look along the hotbar: one to three other slots, a moment on each, and back to the one in use
             home = env.slot
             others = [i for i in range(9) if i != home]
             for slot in self.rng.choice(others, size=int(self.rng.integers(1, 4)), replace=False):
