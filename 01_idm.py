@@ -150,7 +150,7 @@ def anchor_weights(recordings, rare):
     if not rare:
         return [torch.ones(len(b)) for b in buttons]
     freq = torch.cat(buttons).mean(0)  # (20,) fraction of frames with each button pressed
-    boost = torch.where(freq > 0, (rare / freq.clamp_min(1e-9)).clamp_min(1.0), torch.ones_like(freq))
+    boost = (rare / freq.clamp_min(1e-9)).clamp_min(1.0)  # a button never pressed multiplies only zeros
     return [(b * boost).amax(-1).clamp_min(1.0) for b in buttons]
 
 

@@ -459,6 +459,10 @@ class ToyCraft:
         hop = JUMP_HEIGHT * math.sin(math.pi * self.jump_t / JUMP_TICKS) if self.jump_t else 0.0
         return EYE_HEIGHT + hop - (SNEAK_DROP if self.sneaking else 0.0) + (1.0 if self.creative else 0.0)
 
+    @property
+    def in_water(self):
+        return self.grid[int(self.x), int(self.y)] == B["water"]
+
     def _blocked(self, x, y):
         r = PLAYER_RADIUS
         for cx in (int(math.floor(x - r)), int(math.floor(x + r))):
@@ -472,7 +476,7 @@ class ToyCraft:
         fwd = held["forward"] - held["back"]
         side = held["right"] - held["left"]
         self.sneaking = bool(held["sneak"])
-        in_water = self.grid[int(self.x), int(self.y)] == B["water"]
+        in_water = self.in_water
         # jump: held, it jumps again on landing, as in Minecraft; in water it means swimming
         if self.jump_t:
             self.jump_t = (self.jump_t + 1) % JUMP_TICKS
@@ -1170,15 +1174,13 @@ class ScriptedPlayer:
         camera = self._turn(8.0, want_yaw)
         off = abs(_wrap(want_yaw - env.yaw))
         far = math.hypot(x - env.x, y - env.y) > 0.8
-        in_water = env.grid[int(env.x), int(env.y)] == B["water"]
         # in water, jump held while moving swims faster
         return self._action(forward=int(off < 45), sprint=int(far and off < 10 and self.rng.random() < self.p["sprint"]),
-                            jump=int(in_water and off < 45 or self._hop(self.p["jumpy"])), camera=camera)
+                            jump=int(env.in_water and off < 45 or self._hop(self.p["jumpy"])), camera=camera)
 
     def _hop(self, chance):
         """Press jump now? Only on dry ground, where the jump starts: held in mid-air it does nothing."""
-        env = self.env
-        return env.jump_t == 0 and env.grid[int(env.x), int(env.y)] != B["water"] and self.rng.random() < chance
+        return self.env.jump_t == 0 and not self.env.in_water and self.rng.random() < chance
 
     # ----------------------------------------------------------------------------------------------- path finding
 
