@@ -17,7 +17,8 @@ walking moves the floor tiles and bobs the hand, attack swings the hand and crac
 jump raises it, hotbar keys move the highlighted slot, drop lowers a count, the inventory key opens the GUI. Not every
 press does, as in Minecraft: pressing the slot already selected, holding jump in mid-air, the second tick of a tap.
 No IDM can label such presses, so the scripted players do not make them; `python toycraft.py visibility` checks the
-contractor data for them.
+contractor data for them, and for camera turns too small to tell from the next bin's (a mouse count turns the view by
+0.12 pixels at 64x64, and moves the GUI pointer by 0.09).
 
 Usage:
     python toycraft.py bench                                   # steps/s next to Crafter's, reset time
@@ -25,7 +26,7 @@ Usage:
     python toycraft.py record --web --out data/web --episodes 20 --seed 1000   # the toy internet (no actions)
     python toycraft.py players --episodes 20                   # item success rates of each scripted player level
     python toycraft.py demo --out demo.mp4                     # a good player's episode (+ demo.gif)
-    python toycraft.py visibility --episodes 20                # which presses show in the pixels: any IDM's ceiling
+    python toycraft.py visibility --episodes 20                # which presses and camera bins show: any IDM's ceiling
 
 How ToyCraft departs from Minecraft (and MineRL):
 1. The world is a 2-D grid seen in first person: no height, no caves, no mobs, no hunger. Solid blocks are 3 high.
@@ -1482,10 +1483,43 @@ def press_shows(env, action, key, then=(), real=None):
     return any(not np.array_equal(a, b) for a, b in zip(_replay(env, [without, *then]), real))
 
 
+# every camera motion a recording can hold, in whole mouse counts (0.15 degrees), and its bin on each axis
+_MOTIONS = np.arange(-80, 81) * common.CAMERA_SCALER
+_MOTION_BINS = common.quantize_camera(_MOTIONS)
+
+
+def camera_bins_confused(env, action, axis, then=(), real=None):
+    """Which camera bins of one axis (0 pitch, 1 yaw) the frames cannot tell from the recorded motion's bin.
+
+    The recorded motion is moved to the nearest whole-count motion in the bin below and in the bin above, and the
+    world replayed: where the next frame and the `then` frames after it stay identical, pixel for pixel, no IDM can
+    tell those bins apart. Returns (the recorded bin, the bins confused with it, itself included). A one-count turn
+    is 0.12 pixels at 64x64 and lands in the null bin, two counts in the next: such turns show only where a texel edge
+    crosses a pixel centre, and in the GUI only where the pointer crosses a pixel."""
+    real = _replay(env, [action, *then]) if real is None else real
+    camera = np.asarray(action["camera"], np.float32).reshape(-1)[:2]
+    true_bin = int(common.quantize_camera(camera[axis]))
+    confused = [true_bin]
+    for other in (true_bin - 1, true_bin + 1):
+        if not 0 <= other < common.N_CAMERA_BINS:
+            continue
+        inside = _MOTIONS[_MOTION_BINS == other]
+        moved = camera.copy()
+        moved[axis] = inside.max() if other < true_bin else inside.min()  # the nearest motion in that bin
+        frames = _replay(env, [{**action, "camera": moved}, *then])
+        if all(np.array_equal(a, b) for a, b in zip(frames, real)):
+            confused.append(other)
+    return true_bin, sorted(confused)
+
+
 def visibility(episodes, seed=0, lookahead=2, mix=None):
-    """Replay the first `episodes` contractor episodes that record_hours(seed=seed) records and ask press_shows of
-    every held button and every camera move. Returns {key: (times held, times it showed)}."""
+    """Replay the first `episodes` contractor episodes that record_hours(seed=seed) records. Ask press_shows of every
+    held button and every camera move, and camera_bins_confused of both camera axes of every frame.
+
+    Returns {"presses": {key: (times held, times it showed)}, "camera": [(GUI open, axis, recorded bin, bins confused
+    with it), one per frame and axis]}."""
     counts = {k: [0, 0] for k in common.BUTTONS + ["camera"]}
+    camera = []
     for s in range(seed, seed + episodes):
         world, level = _draw_episodes(s, 1, mix or CONTRACTOR_MIX)[0]
         actions = play_episode(world, level)["actions"]
@@ -1494,14 +1528,29 @@ def visibility(episodes, seed=0, lookahead=2, mix=None):
         for t, action in enumerate(actions):
             keys = [k for k in common.BUTTONS if np.asarray(action.get(k, 0)).reshape(-1)[0]]
             keys += ["camera"] if np.any(np.asarray(action["camera"]) != 0) else []
-            if keys:
-                then = actions[t + 1:t + 1 + lookahead]
-                real = _replay(env, [action, *then])
-                for k in keys:
-                    counts[k][0] += 1
-                    counts[k][1] += press_shows(env, action, k, then, real)
+            then = actions[t + 1:t + 1 + lookahead]
+            real = _replay(env, [action, *then])
+            for k in keys:
+                counts[k][0] += 1
+                counts[k][1] += press_shows(env, action, k, then, real)
+            for axis in (0, 1):
+                camera.append((env.gui_open, axis, *camera_bins_confused(env, action, axis, then, real)))
             env.step(action)
-    return {k: tuple(v) for k, v in counts.items() if v[0]}
+    return {"presses": {k: tuple(v) for k, v in counts.items() if v[0]}, "camera": camera}
+
+
+def camera_ceiling(rows):
+    """The camera-bin accuracy of an IDM that reads every motion the pixels show and, where they show no difference
+    between bins, picks the bin most common on that axis (the marginal prior; an IDM that uses the context of nearby
+    turns may do a little better). rows: visibility()["camera"]. Returns {"all", "world", "gui": (share of frames,
+    ceiling accuracy)}."""
+    prior = np.zeros((2, common.N_CAMERA_BINS))
+    for _, axis, true_bin, _ in rows:
+        prior[axis, true_bin] += 1
+    right = np.array([max(confused, key=lambda b: prior[axis, b]) == true_bin for _, axis, true_bin, confused in rows])
+    gui = np.array([r[0] for r in rows], dtype=bool)
+    return {name: (float(m.mean()), float(right[m].mean()) if m.any() else float("nan"))
+            for name, m in (("all", np.ones_like(gui)), ("world", ~gui), ("gui", gui))}
 
 
 def _progress(iterable, enabled, desc):
@@ -1646,7 +1695,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--max-steps", type=int, default=6000)
-    p = sub.add_parser("visibility", help="which contractor presses change the picture: the best F1 any IDM can reach")
+    p = sub.add_parser("visibility", help="which contractor presses and camera bins change the picture: the best "
+                       "button F1 and camera-bin accuracy any IDM can reach")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lookahead", type=int, default=2, help="also compare this many frames after the next one")
@@ -1669,7 +1719,8 @@ def main():
     elif args.command == "demo":
         demo(args)
     elif args.command == "visibility":
-        counts = visibility(args.episodes, args.seed, args.lookahead)
+        seen = visibility(args.episodes, args.seed, args.lookahead)
+        counts = seen["presses"]
         # an IDM that labels every press that shows, and nothing else, has precision 1 and recall v: F1 = 2v / (1 + v)
         best = {k: 2 * shown / (held + shown) for k, (held, shown) in counts.items()}
         print(f"{'key':12s}{'held':>8s}{'shows':>8s}{'best F1':>9s}")
@@ -1677,7 +1728,8 @@ def main():
             print(f"{k:12s}{held:8d}{shown / held:8.2f}{best[k]:9.2f}")
         buttons = [best[k] for k in counts if k != "camera"]
         print(f"mean best F1 over the {len(buttons)} buttons held: {np.mean(buttons):.2f}")
-
+        for name, (share, accuracy) in camera_ceiling(seen["camera"]).items():
+            print(f"best camera-bin accuracy, {name} frames ({share:.0%} of frames): {accuracy:.3f}")
 
 if __name__ == "__main__":
     main()
