@@ -1275,14 +1275,16 @@ def idm_targets(actions):
     return torch.from_numpy(buttons), torch.from_numpy(quantize_camera(actions["camera"]))
 
 
-def label_scores(pred_buttons, pred_camera, true_buttons, true_camera, true_degrees):
+def label_scores(pred_buttons, pred_camera, true_buttons, true_camera, true_degrees, gui_open=None):
     """How well labels (an IDM's) match the true actions, every frame counted, null actions too.
 
-    pred/true_buttons: (N, 20) 0/1; pred/true_camera: (N, 2) bins; true_degrees: (N, 2) the recorded mouse motion.
+    pred/true_buttons: (N, 20) 0/1; pred/true_camera: (N, 2) bins; true_degrees: (N, 2) the recorded mouse motion;
+    gui_open: (N,) bool, optional.
     Returns the mean per-button accuracy, the mean F1 over buttons pressed at least once (most buttons are rarely
     pressed, so accuracy alone is flattered by "never pressed"), the camera-bin accuracy of both axes and the R^2 of the
     labelled camera in degrees (bin centres) against the recorded motion clipped to the +-10 degrees the action space
-    can express, and per-button figures."""
+    can express, and per-button figures. With gui_open, also the camera-bin accuracy on frames without and with a GUI
+    open (there the mouse moves a pointer, by 0.09 pixels a count at 64x64, so the two differ; None where no frame)."""
     pb, tb = torch.as_tensor(pred_buttons), torch.as_tensor(true_buttons)
     tp = ((pb == 1) & (tb == 1)).sum(0).float()
     fp = ((pb == 1) & (tb == 0)).sum(0).float()
@@ -1292,15 +1294,21 @@ def label_scores(pred_buttons, pred_camera, true_buttons, true_camera, true_degr
     degrees = torch.as_tensor(true_degrees).float().clamp(-CAMERA_MAXVAL, CAMERA_MAXVAL)
     predicted = torch.from_numpy(dequantize_camera(np.asarray(pred_camera))).float()
     r2 = 1.0 - ((predicted - degrees) ** 2).sum().item() / max(((degrees - degrees.mean()) ** 2).sum().item(), 1e-12)
-    return {
+    camera_right = (torch.as_tensor(pred_camera) == torch.as_tensor(true_camera)).float()  # (N, 2)
+    scores = {
         "button_accuracy": accuracy.mean().item(),
         "button_f1": f1[tb.sum(0) > 0].nanmean().item(),
-        "camera_accuracy": (torch.as_tensor(pred_camera) == torch.as_tensor(true_camera)).float().mean().item(),
+        "camera_accuracy": camera_right.mean().item(),
         "camera_r2": r2,
         "per_button": {b: {"accuracy": round(accuracy[i].item(), 4), "f1": round(f1[i].item(), 4),
                            "pressed": int(tb[:, i].sum())} for i, b in enumerate(BUTTONS)},
         "frames": int(len(pb)),
     }
+    if gui_open is not None:
+        gui = torch.as_tensor(gui_open, dtype=torch.bool)
+        for name, frames in (("camera_accuracy_world", ~gui), ("camera_accuracy_gui", gui)):
+            scores[name] = camera_right[frames].mean().item() if frames.any() else None
+    return scores
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -74,6 +74,11 @@ def test_label_scores_by_hand():
     pred_c[0, 1] = 5  # the one motion missed: 7 of 8 axes right, and the camera explains nothing
     scores = c.label_scores(pred_b, pred_c, true_b, true_c, degrees)
     assert scores["camera_accuracy"] == pytest.approx(7 / 8) and scores["camera_r2"] < 0
+    # split by GUI: the miss on frame 0 counts against GUI frames only
+    scores = c.label_scores(pred_b, pred_c, true_b, true_c, degrees, gui_open=torch.tensor([1, 1, 0, 0]).bool())
+    assert scores["camera_accuracy_gui"] == pytest.approx(3 / 4) and scores["camera_accuracy_world"] == 1.0
+    scores = c.label_scores(pred_b, pred_c, true_b, true_c, degrees, gui_open=torch.zeros(4, dtype=torch.bool))
+    assert scores["camera_accuracy_gui"] is None and scores["camera_accuracy_world"] == pytest.approx(7 / 8)
 
 
 def test_split_holds_out_whole_recordings():
