@@ -218,10 +218,8 @@ def train(args, model, train_recs, eval_recs, device, rank, world, log_prefix=""
     step, history = 0, {"step": [], "loss": [], "eval_step": [], "button_f1": [], "camera_accuracy": []}
     metrics = None  # the latest held-out evaluation, returned so that main need not run it again
     ckpt_path = args.out / "idm.pt"
-    if args.resume and ckpt_path.exists():
-        ckpt = common.load_checkpoint(ckpt_path)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+    ckpt = common.resume_from(ckpt_path, model, optimizer) if args.resume else None
+    if ckpt:
         step, history = ckpt["step"], ckpt.get("history", history)
         print(f"{log_prefix}resuming from {ckpt_path} at step {step}")
 

@@ -242,10 +242,8 @@ def train(args, model, train_paths, eval_paths, device, rank, world, out, log_pr
 
     step, history = 0, {"step": [], "loss": [], "eval_step": [], "eval_loss": []}
     ckpt_path = out / "policy.pt"
-    if args.resume and ckpt_path.exists():
-        ckpt = common.load_checkpoint(ckpt_path)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+    ckpt = common.resume_from(ckpt_path, model, optimizer) if args.resume else None
+    if ckpt:
         step, history = ckpt["step"], ckpt.get("history", history)
         print(f"{log_prefix}resuming from {ckpt_path} at step {step}")
 

@@ -304,10 +304,8 @@ def train(args, out, device, label="rl", rank=0, world=1):
     n_seq = num_steps // seq_len  # sequences per environment per rollout
     start_iteration, history = 1, {"env_steps": [], "mean_return": [], "item_rates": [], "kl": [], "kl_coef": []}
     ckpt_path = out / "policy.pt"
-    if args.resume and ckpt_path.exists():
-        ckpt = common.load_checkpoint(ckpt_path)
-        policy.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+    ckpt = common.resume_from(ckpt_path, policy, optimizer) if args.resume else None
+    if ckpt:
         start_iteration, history = ckpt["step"] + 1, ckpt["history"]
         print(f"[{label}] resuming from {ckpt_path} after iteration {ckpt['step']}")
 

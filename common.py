@@ -1445,6 +1445,18 @@ def load_checkpoint(path):
     return ckpt
 
 
+def resume_from(path, model, optimizer):
+    """--resume: put the weights and optimiser state saved at `path` back into `model` and `optimizer`, so that training
+    goes on where it stopped. Returns the checkpoint (its "step", "history", ...), or None where none was saved yet.
+    A checkpoint of another network (another --preset, say) is refused with the file's name and the first mismatch."""
+    if not Path(path).exists():
+        return None
+    ckpt = load_checkpoint(path)
+    _load_state(model, ckpt["model"], path, "the network being trained (resume with the flags it was trained with)")
+    optimizer.load_state_dict(ckpt["optimizer"])
+    return ckpt
+
+
 def build_model(ckpt):
     model = VPTModel(ckpt["kind"], ckpt["net_args"], ckpt.get("temperature", 1.0))
     _load_state(model, ckpt["model"], ckpt.get("path", "checkpoint"), f"the {ckpt['kind']} it describes")

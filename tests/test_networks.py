@@ -338,6 +338,30 @@ def test_checkpoint_round_trip(tmp_path, idm):
         c.load_model(tmp_path / "nope.pt")
 
 
+def test_resume_restores_weights_and_optimiser_and_refuses_another_network(tmp_path):
+    torch.manual_seed(0)
+    model = c.make_model("policy", "toy", hidsize=64, attention_heads=2, n_recurrence_layers=1)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    frames = torch.randint(0, 256, (1, 4, 64, 64, 3), dtype=torch.uint8)
+    first = torch.zeros(1, 4, dtype=torch.bool)
+    model(frames, first, model.initial_state(1))[0]["buttons"].mean().backward()
+    opt.step()  # an optimiser with moments to restore
+    path = c.save_checkpoint(tmp_path / "policy.pt", model, opt, step=3)
+    assert c.resume_from(tmp_path / "none_yet.pt", model, opt) is None  # a fresh start
+    torch.manual_seed(1)
+    again = c.make_model("policy", "toy", hidsize=64, attention_heads=2, n_recurrence_layers=1)
+    again_opt = torch.optim.AdamW(again.parameters(), lr=1e-3)
+    assert c.resume_from(path, again, again_opt)["step"] == 3
+    for (n, p), (_, q) in zip(again.state_dict().items(), model.state_dict().items()):
+        assert torch.equal(p, q), n
+    moments = [s["exp_avg"] for s in again_opt.state_dict()["state"].values()]
+    assert moments and all(torch.equal(a, s["exp_avg"]) for a, s in zip(moments, opt.state_dict()["state"].values()))
+    # the same run resumed with another --preset: a clear refusal, not a wall of size mismatches
+    wider = c.make_model("policy", "toy", hidsize=128, attention_heads=2, n_recurrence_layers=1)
+    with pytest.raises(c.ModelFileError, match=r"policy\.pt: does not fit the network being trained.*wrong shape"):
+        c.resume_from(path, wider, torch.optim.AdamW(wider.parameters()))
+
+
 def test_activation_checkpointing_gives_the_same_gradients():
     torch.manual_seed(0)
     model = c.make_model("policy", "toy", hidsize=64, attention_heads=2, timesteps=8, attention_memory_size=16)
