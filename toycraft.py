@@ -1731,5 +1731,6 @@ def main():
         for name, (share, accuracy) in camera_ceiling(seen["camera"]).items():
             print(f"best camera-bin accuracy, {name} frames ({share:.0%} of frames): {accuracy:.3f}")
 
+
 if __name__ == "__main__":
     main()
