@@ -1480,7 +1480,12 @@ def press_shows(env, action, key, then=(), real=None):
     in mid-air, the second tick of a tap that only acts when pressed."""
     real = _replay(env, [action, *then]) if real is None else real
     without = {**action, key: np.zeros(2, np.float32) if key == "camera" else 0}
-    return any(not np.array_equal(a, b) for a, b in zip(_replay(env, [without, *then]), real))
+    return not _same_frames(_replay(env, [without, *then]), real)
+
+
+def _same_frames(frames, real):
+    """Do two replays show the same pictures, pixel for pixel (as far as both go)?"""
+    return all(np.array_equal(a, b) for a, b in zip(frames, real))
 
 
 # every camera motion a recording can hold, in whole mouse counts (0.15 degrees), and its bin on each axis
@@ -1506,8 +1511,7 @@ def camera_bins_confused(env, action, axis, then=(), real=None):
         inside = _MOTIONS[_MOTION_BINS == other]
         moved = camera.copy()
         moved[axis] = inside.max() if other < true_bin else inside.min()  # the nearest motion in that bin
-        frames = _replay(env, [{**action, "camera": moved}, *then])
-        if all(np.array_equal(a, b) for a, b in zip(frames, real)):
+        if _same_frames(_replay(env, [{**action, "camera": moved}, *then]), real):
             confused.append(other)
     return true_bin, sorted(confused)
 
