@@ -1705,6 +1705,7 @@ def make_env(name, seed=0, max_steps=6000, size=64):
 def _rollout_worker(job):
     """Play one episode per seed with one copy of a policy, sampling its actions (None: uniformly random joint
     actions), `side_by_side` episodes at a time in one batch. Returns the items obtained in each episode, bool (n, 15),
+    the fraction of each episode's steps spent with a GUI open (NaN where the env does not say, from info["isGuiOpen"]),
     and the first episode's frames if asked. Envs are reused from one wave to the next (env.seed, then env.reset): a
     MineRL env is a Java process, so it plays its episodes one after another."""
     policy_path, env_name, seeds, steps, temperature, keep_frames = job
@@ -1716,7 +1717,7 @@ def _rollout_worker(job):
     side_by_side = len(seeds) if env_name == "toy" else 1
     envs = [make_env(env_name, seed=s, max_steps=steps, size=size) for s in seeds[:side_by_side]]
     rng = np.random.default_rng(seeds[0])
-    obtained, frames = [], []
+    obtained, gui_fraction, frames = [], [], []
     for wave in range(0, len(seeds), side_by_side):
         playing = envs[:len(seeds[wave:wave + side_by_side])]
         for env, s in zip(playing, seeds[wave:]):
@@ -1726,6 +1727,7 @@ def _rollout_worker(job):
         state = model.initial_state(n) if model else None
         first = torch.ones(n, 1, dtype=torch.bool)
         done = np.zeros(n, bool)
+        in_gui, said = np.zeros(n), np.zeros(n)  # steps with a GUI open, steps whose info said either way
         for _ in range(steps):
             if model is not None:
                 x = torch.from_numpy(np.stack([resize_frame(o["pov"], size) for o in obs]))[:, None]  # (n, 1, H, W, 3)
@@ -1740,15 +1742,19 @@ def _rollout_worker(job):
             first[:] = False
             for i, env in enumerate(playing):
                 if not done[i]:
-                    obs[i], _, done[i], _ = env.step({k: v[i] for k, v in env_actions.items()})
+                    obs[i], _, done[i], info = env.step({k: v[i] for k, v in env_actions.items()})
+                    if "isGuiOpen" in info:
+                        in_gui[i] += bool(info["isGuiOpen"])
+                        said[i] += 1
             if keep_frames and wave == 0:
                 frames.append(obs[0]["pov"])
             if done.all():
                 break
         obtained += [env.obtained.copy() for env in playing]
+        gui_fraction += list(np.where(said > 0, in_gui / np.maximum(said, 1), np.nan))
     for env in envs:
         getattr(env, "close", lambda: None)()
-    return np.stack(obtained), (np.stack(frames) if keep_frames else None)
+    return np.stack(obtained), np.array(gui_fraction), (np.stack(frames) if keep_frames else None)
 
 
 def evaluate_items(policy_path, env_name, episodes, episode_steps, temperature=1.0, seed=0, workers=None,
@@ -1756,7 +1762,8 @@ def evaluate_items(policy_path, env_name, episodes, episode_steps, temperature=1
     """VPT's item metric (Fig. 3, 4, 7): roll a policy out for `episodes` episodes of `episode_steps` steps in worker
     processes and count, per episode, whether each item of ITEMS was obtained. policy_path None: uniformly random
     actions. Evaluation worlds (seeds from 1,000,000) are never recorded in. Returns ({item: fraction of episodes},
-    {"episodes", "episode_steps", "seconds"}); with video_path, one episode is saved as an mp4."""
+    {"episodes", "episode_steps", "gui_fraction" (mean share of steps with a GUI open; None if the env does not say),
+    "seconds"}); with video_path, one episode is saved as an mp4."""
     from multiprocessing import get_context
 
     from tqdm import tqdm
@@ -1770,10 +1777,14 @@ def evaluate_items(policy_path, env_name, episodes, episode_steps, temperature=1
     with get_context("spawn").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         results = list(tqdm(pool.imap(_rollout_worker, jobs), total=workers, desc=desc, unit="worker"))
     items = np.concatenate([r[0] for r in results])
+    gui = np.concatenate([r[1] for r in results])
     if video_path is not None:
-        write_video(video_path, results[0][1])
+        write_video(video_path, results[0][2])
     rates = {item: float(items[:, i].mean()) for i, item in enumerate(ITEMS)}
-    return rates, {"episodes": len(items), "episode_steps": episode_steps, "seconds": round(time.time() - t0, 1)}
+    # how much of its time the policy spends in a GUI: the toy contractors spend about a ninth of theirs there
+    gui_fraction = None if np.isnan(gui).all() else round(float(np.nanmean(gui)), 4)
+    return rates, {"episodes": len(items), "episode_steps": episode_steps, "gui_fraction": gui_fraction,
+                   "seconds": round(time.time() - t0, 1)}
 
 
 def write_video(path, frames, fps=RECORDING_FPS, codec="mp4v"):

@@ -245,7 +245,7 @@ def agent_gif(policy, path, steps=360, seed=1_000_000):
     at 6.7 frames/s (a third of real time's 20)."""
     from PIL import Image
 
-    _, frames = common._rollout_worker((str(policy), "toy", [seed], steps, 1.0, True))
+    _, _, frames = common._rollout_worker((str(policy), "toy", [seed], steps, 1.0, True))
     clip = [Image.fromarray(f).resize((128, 128), Image.NEAREST) for f in frames[::3]]
     clip[0].save(path, save_all=True, append_images=clip[1:], duration=150, loop=0)
     return path

@@ -110,7 +110,9 @@ class _FakeEnv:
             self.obtained[c.ITEMS.index("log")] = True
         if self.world % 2 == 0 and self.t >= 4:
             self.obtained[c.ITEMS.index("planks")] = True
-        return {"pov": np.zeros((64, 64, 3), np.uint8)}, 0.0, self.t >= self.max_steps, {}
+        # world 4 opens a GUI from its second step on; the others do not say
+        info = {"isGuiOpen": self.t >= 2} if self.world == 4 else {}
+        return {"pov": np.zeros((64, 64, 3), np.uint8)}, 0.0, self.t >= self.max_steps, info
 
 
 def test_rollouts_count_items_per_episode(monkeypatch):
@@ -121,7 +123,8 @@ def test_rollouts_count_items_per_episode(monkeypatch):
     # toy: all episodes side by side; minerl: one env (a Java process) playing its episodes one after another
     for env_name, envs_made in [("toy", 4), ("minerl", 1)]:
         made.clear()
-        items, frames = c._rollout_worker((None, env_name, [0, 1, 2, 4], 3, 1.0, True))
+        items, gui, frames = c._rollout_worker((None, env_name, [0, 1, 2, 4], 3, 1.0, True))
         assert items.shape == (4, len(c.ITEMS)) and frames.shape == (3, 64, 64, 3) and len(made) == envs_made
+        assert np.isnan(gui[:3]).all() and gui[3] == pytest.approx(2 / 3)  # in a GUI on 2 of its 3 steps
         assert items[:, log].tolist() == [True, False, True, True]
         assert not items[:, planks].any()  # 3 steps: planks would have come at step 4

@@ -104,7 +104,7 @@ def test_evaluation_rollouts_run_on_minerl(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(TESTS))
     rates, info = c.evaluate_items(None, "minerl", episodes=3, episode_steps=8, workers=1)
     assert rates["log"] == 1.0 and rates["planks"] == 1.0 and rates["stick"] == 1.0 and rates["cobblestone"] == 0.0
-    assert info["episodes"] == 3
+    assert info["episodes"] == 3 and info["gui_fraction"] == 0.0  # the fake says isGuiOpen False on every step
 
 
 def test_rl_runs_on_minerl(tmp_path):
