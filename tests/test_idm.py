@@ -152,3 +152,28 @@ def test_rare_presses_anchor_more_windows():
 
     assert share_with_left(None) == pytest.approx(0.04, abs=0.012)
     assert share_with_left([weights]) == pytest.approx(0.091 + 0.909 * 0.04, abs=0.02)
+
+
+def test_pointer_sweeps_move_only_the_pointer_the_labelled_way():
+    # the probe's clips: a still GUI panel, and a pointer whose column moves by speed x 64/720 pixels a frame
+    for frames, speed in idm_stage.pointer_sweeps(64, speeds=(-30, 45), frames=8):
+        assert frames.shape == (8, 64, 64, 3)
+        changed = np.abs(frames.astype(int) - np.median(frames, axis=0).astype(int)).sum(-1) > 0
+        cols = [np.nonzero(m.any(0))[0].min() for m in changed]  # the pointer's left edge, its tip
+        assert np.allclose(np.diff(cols), speed * 64 / 720, atol=1.0) and changed.mean() < 0.02
+
+
+def test_gui_frames_anchor_more_windows():
+    # 1000 frames with a GUI open in 100 (10%): gui=0.4 weighs those 4 times; a rare press inside the GUI gets both
+    # boosts; a GUI already open often enough is left as it comes
+    n = 1000
+    buttons = torch.zeros(n, 20, dtype=torch.int64)
+    buttons[500, c.BUTTONS.index("inventory")] = 1  # 0.1% of frames: rare=0.01 boosts it 10 times
+    gui = torch.zeros(n, dtype=torch.bool)
+    gui[500:600] = True
+    rec = {"buttons": buttons, "gui_open": gui}
+    w = idm_stage.anchor_weights([rec], 0.0, gui=0.4)[0]
+    assert torch.equal(w[~gui], torch.ones(900)) and torch.equal(w[gui], torch.full((100,), 4.0))
+    both = idm_stage.anchor_weights([rec], 0.01, gui=0.4)[0]
+    assert both[500] == pytest.approx(40.0) and both[501] == 4.0 and both[0] == 1.0
+    assert torch.equal(idm_stage.anchor_weights([rec], 0.0, gui=0.05)[0], torch.ones(n))
