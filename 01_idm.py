@@ -251,8 +251,8 @@ def train(args, model, train_recs, eval_recs, device, rank, world, log_prefix=""
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = common.warmup_cosine(step, args.lr, args.warmup, args.steps)
-        anchors = gui_weights if step >= gui_from else weights
-        frames, buttons, camera = (x.to(device) for x in sample_windows(train_recs, args.batch, clip, generator, anchors))
+        windows = sample_windows(train_recs, args.batch, clip, generator, gui_weights if step >= gui_from else weights)
+        frames, buttons, camera = (x.to(device) for x in windows)
         first = torch.zeros(frames.shape[:2], dtype=torch.bool, device=device)
         net.train()
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=args.bf16):
@@ -445,9 +445,11 @@ def main():
         print(f"held-out ({final['eval_frames']:,} frames): button accuracy {final['button_accuracy']:.3f} "
               f"(paper {PAPER['button_accuracy']}), button F1 {final['button_f1']:.3f}, camera accuracy "
               f"{final['camera_accuracy']:.3f} ({by_gui}), camera R^2 {final['camera_r2']:.3f} (paper "
-              f"{PAPER['camera_r2']}); trained on {final['hours']:.2f} hours ({final['frames']:,} frames) -> {args.out}")
+              f"{PAPER['camera_r2']}); trained on {final['hours']:.2f} hours ({final['frames']:,} frames) "
+              f"-> {args.out}")
         if "pointer_probe" in final:
-            print(f"GUI pointer sweeps: yaw sign right on {final['pointer_probe']:.2f} of frames (0.5: not seen, 1: seen)")
+            print(f"GUI pointer sweeps: yaw sign right on {final['pointer_probe']:.2f} of frames "
+                  f"(0.5: not seen, 1: seen)")
     if world > 1:
         dist.destroy_process_group()
 

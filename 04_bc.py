@@ -13,9 +13,10 @@ Input:  contractor-format recordings (--data, default data/labeled/ from 03: IDM
         mixed). --init starts from a checkpoint (ours, or OpenAI's foundation-model-*.model with its .weights) to
         fine-tune.
 Output: runs/bc/policy.pt, runs/bc/metrics.json (item_rates, episodes, episode_steps, held-out loss, frames/s of
-        loading and of training, gui_fraction: the share of evaluation steps spent in a GUI), runs/bc/item_rates.png (toy Fig. 3 right / Fig. 4 left), runs/bc/loss.png,
-        runs/bc/rollout.mp4 (one evaluation episode, first person), and with --compare runs/bc/compare.png (toy Fig. 2
-        right: the same policy cloned on the contractor data alone and on the IDM-labelled web video).
+        loading and of training, gui_fraction: the share of evaluation steps spent in a GUI), runs/bc/item_rates.png
+        (toy Fig. 3 right / Fig. 4 left), runs/bc/loss.png, runs/bc/rollout.mp4 (one evaluation episode, first
+        person), and with --compare runs/bc/compare.png (toy Fig. 2 right: the same policy cloned on the contractor
+        data alone and on the IDM-labelled web video).
 
 Commands:
     python 04_bc.py --smoke                        # a few steps and a short rollout: does everything run? (~30 s)
@@ -440,7 +441,8 @@ def main():
             rnd = ", ".join(f"{k} {v:.2f}" for k, v in metrics["random_item_rates"].items() if v > 0) or "nothing"
             print(f"zero-shot over {metrics['episodes']} episodes of {metrics['episode_steps']} steps: {got}")
             if metrics.get("gui_fraction") is not None:
-                print(f"share of steps with a GUI open: {metrics['gui_fraction']:.2f} (the toy contractors: about 0.11)")
+                print(f"share of steps with a GUI open: {metrics['gui_fraction']:.2f} "
+                      f"(the toy contractors: about 0.11)")
             print(f"random actions: {rnd}")
         print(f"-> {args.out}")
     if world > 1:
