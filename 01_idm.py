@@ -42,10 +42,13 @@ Differences from the paper:
    frames as if they were that common. Hotbar keys and side steps are a few presses in a thousand frames; drawn
    uniformly, a few minutes of training never learn them (held-out F1 0.27, most hotbar keys at 0; with --rare 0.03,
    0.69, hotbar keys 0.9-1.0, and the camera no worse). OpenAI's 1,962 hours hold plenty of every key.
-5. `--gui` (our addition, off by default) draws more windows around frames with a GUI open, where the mouse moves a
-   small pointer instead of the view. The toy IDM does not learn to see that pointer (`pointer_probe`, printed at the
-   end of a toy run: 0.33 where 1 means it reads the pointer's direction); 500 more steps with --gui 0.9 lift its
-   GUI camera accuracy from 0.64 to 0.71 without reading the pointer either (README, 01).
+5. `--gui-windows` (our addition, off by default) makes some of each batch's windows GUI windows whose pointer follows
+   a path taken from elsewhere in the data (fake_pointer_path). In a GUI the mouse moves a small pointer instead of
+   the view, and in the recordings where it goes next is easy to guess from the context, so the toy IDM labels the
+   GUI's camera without looking at the pointer (`pointer_probe`, printed at the end of a toy run: 0.33, where 1
+   means it reads the pointer's direction). Trained on such windows alone, after the usual training, it learns to
+   read the pointer (probe 0.95); a few of them in each batch afterwards keep that while the rest recovers
+   (README, 01).
 """
 
 import argparse
@@ -94,9 +97,8 @@ def parse_args(argv=None):
     g.add_argument("--steps", type=int, default=1500, help="optimiser steps (0: only evaluate)")
     g.add_argument("--rare", type=float, default=0.03, help="draw windows around the presses of buttons pressed in "
                    "fewer than this fraction of frames, as if they were that common (0: uniform windows)")
-    g.add_argument("--gui", type=float, default=0.0, help="draw windows around frames with a GUI open as if it were "
-                   "open in this fraction of frames (0: as they come)")
-    g.add_argument("--gui-steps", type=int, default=None, help="--gui only in the last this many steps (default: all)")
+    g.add_argument("--gui-windows", type=int, default=0, help="of each batch's windows, this many around frames with "
+                   "a GUI open, their pointer moved along a path from elsewhere in the data (all of them: --batch)")
     g.add_argument("--sweep-hours", default=None, help="comma-separated hours: one IDM per data size, and a plot")
     common.add_optimiser_flags(p)
     g = p.add_argument_group("running")
@@ -113,6 +115,12 @@ def parse_args(argv=None):
         # more, shorter windows learn faster on a laptop; the 5-frame 3-D conv and 16 frames of attention still see
         # well past each action's effect
         args.clip = 16
+    if not 0 <= args.gui_windows <= args.batch:
+        p.error(f"--gui-windows {args.gui_windows}: between 0 and --batch ({args.batch})")
+    if args.gui_windows and args.env != "toy":
+        # the pointer is drawn on the square frames the IDM reads, with x and y on the same scale: right for
+        # toycraft's square recordings, a wrong column for the 16:9 video of MineRL's contractors
+        p.error("--gui-windows draws the pointer on square recordings only: use it with --env toy")
     return args
 
 
@@ -134,28 +142,83 @@ def ensure_toy_data(args):
     toycraft.record_hours(args.data, hours, seed=0, workers=args.workers, codec=args.codec)
 
 
-def load_recordings(paths, size):
+def load_recordings(paths, size, bare_gui=False):
     """Recordings -> list of dicts of tensors: frames (T, size, size, 3) uint8, buttons (T, 20), camera bins (T, 2),
     camera degrees (T, 2), GUI open (T,). Every frame is kept, null actions too: the IDM must label idle frames as
-    idle."""
+    idle.
+
+    bare_gui (for --gui-windows): also keep each GUI frame without its pointer ("bare", (G, size, size, 3), row
+    "bare_row"[t] for frame t, -1 outside a GUI) and the pointer positions ("cursor", (T, 2), recorder coordinates).
+    The pointer is then drawn at `size`, after resizing, where the loader draws it at the video's own resolution:
+    the same pixels for toy data, recorded square at the size the IDM reads (so --gui-windows is for --env toy)."""
     recordings = []
-    dataset = common.ContractorDataset(paths, size=size, skip_null=False, skip_bad=True)
+    dataset = common.ContractorDataset(paths, size=size, skip_null=False, skip_bad=True, pointer=not bare_gui)
     for episode in tqdm(dataset, desc="loading", unit="rec", leave=False):
         buttons, camera = common.idm_targets(episode.actions)
-        recordings.append({"frames": torch.from_numpy(episode.frames), "buttons": buttons, "camera": camera,
-                           "degrees": torch.from_numpy(episode.actions["camera"].astype(np.float32)),
-                           "gui_open": torch.from_numpy(episode.gui_open), "path": episode.video_path})
+        rec = {"frames": torch.from_numpy(episode.frames), "buttons": buttons, "camera": camera,
+               "degrees": torch.from_numpy(episode.actions["camera"].astype(np.float32)),
+               "gui_open": torch.from_numpy(episode.gui_open), "path": episode.video_path}
+        if bare_gui:
+            cursor = np.array([[r["mouse"].get("x", 0.0), r["mouse"].get("y", 0.0)] for r in episode.records])
+            in_gui = np.flatnonzero(episode.gui_open)
+            bare = episode.frames[in_gui].copy()
+            for t in in_gui:
+                common.draw_cursor(episode.frames[t], *cursor[t])
+            row = np.full(len(cursor), -1)
+            row[in_gui] = np.arange(len(in_gui))
+            rec.update(bare=torch.from_numpy(bare), bare_row=torch.from_numpy(row),
+                       cursor=torch.from_numpy(cursor.reshape(-1, 2)))
+        recordings.append(rec)
     return recordings
 
 
-def anchor_weights(recordings, rare, gui=0.0):
-    """How likely each training frame is to anchor a window. Uniform with rare=0 and gui=0.
+def pointer_moves(recordings):
+    """The camera motion (degrees, (M, 2)) of every frame with a GUI open whose move shows in the next frame, one
+    recording after another: the pool --gui-windows draws its paths from."""
+    moves = [r["degrees"][:-1][r["gui_open"][:-1] & r["gui_open"][1:]] for r in recordings]
+    return torch.cat(moves) if moves else torch.zeros(0, 2)
+
+
+def fake_pointer_path(r, start, end, moves, generator):
+    """Frames start..end-1 of recording r with the GUI pointer moved along another path, and the camera bins to match.
+
+    In the recordings, where the pointer goes next is easy to guess from the context (which recipe a player wants),
+    so an IDM can label the GUI's camera without looking at the pointer, and the toy IDM does (pointer_probe). Here
+    each stretch of GUI frames keeps the pointer's first position, then follows a run of consecutive moves taken from
+    elsewhere in the data (`moves`, from pointer_moves), each axis mirrored at random: real motion, but motion that
+    only the pointer shows. A move that would leave the screen is mirrored instead. Returns frames (T, H, W, 3) and
+    camera bins (T, 2)."""
+    n, length = len(r["frames"]), end - start
+    frames, camera = r["frames"][start:end].clone(), r["camera"][start:end].clone()
+    offset = int(torch.randint(0, max(len(moves) - length, 1), (1,), generator=generator))
+    path = moves[offset:offset + length].double().numpy()
+    path = path * np.where(torch.rand(2, generator=generator).numpy() < 0.5, -1.0, 1.0)
+    pos = None
+    for i, t in enumerate(range(start, end)):
+        if not r["gui_open"][t]:
+            pos = None
+            continue
+        if pos is None:  # the GUI's first frame in this window: the pointer is where the player had it
+            pos = r["cursor"][t].double().numpy().copy()
+        frame = r["bare"][int(r["bare_row"][t])].numpy().copy()
+        frames[i] = torch.from_numpy(common.draw_cursor(frame, *pos))
+        if t + 1 < n and r["gui_open"][t + 1] and i < len(path):  # this frame's move shows in the next one
+            move = path[i].copy()  # (pitch, yaw) degrees: yaw moves the pointer along x, pitch along y
+            counts = move[::-1] / common.CAMERA_SCALER
+            outside = (pos + counts < 0) | (pos + counts > 719.0)
+            move[::-1] = np.where(outside, -move[::-1], move[::-1])
+            pos = np.clip(pos + move[::-1] / common.CAMERA_SCALER, 0, 719.0)
+            camera[i] = torch.from_numpy(common.quantize_camera(move))
+    return frames, camera
+
+
+def anchor_weights(recordings, rare):
+    """How likely each training frame is to anchor a window. Uniform with rare=0.
 
     rare: a frame where a button is pressed that is pressed in fewer than a fraction `rare` of all frames weighs
     rare / that fraction, so that each rare button's presses are drawn about as often as if it were pressed that often.
     The toy contractors press a hotbar key or step left in one frame in a thousand; drawn uniformly, an IDM trained for
     minutes sees too few of them to learn them at all.
-    gui: likewise, frames with a GUI open weigh gui / the fraction of frames with a GUI open, if that is more than 1.
     Returns a list of per-recording weight tensors (T,)."""
     buttons = [r["buttons"].float() for r in recordings]
     weights = [torch.ones(len(b)) for b in buttons]
@@ -163,17 +226,13 @@ def anchor_weights(recordings, rare, gui=0.0):
         freq = torch.cat(buttons).mean(0)  # (20,) fraction of frames with each button pressed
         boost = (rare / freq.clamp_min(1e-9)).clamp_min(1.0)  # a button never pressed multiplies only zeros
         weights = [(b * boost).amax(-1).clamp_min(1.0) for b in buttons]
-    if gui:
-        in_gui = [r["gui_open"].bool() for r in recordings]
-        freq = float(torch.cat(in_gui).float().mean())
-        if freq > 0:
-            weights = [torch.where(g, w * max(gui / freq, 1.0), w) for w, g in zip(weights, in_gui)]
     return weights
 
 
-def sample_windows(recordings, batch, clip, generator, weights=None):
+def sample_windows(recordings, batch, clip, generator, weights=None, moves=None):
     """A batch of windows of `clip` consecutive frames. Each is placed around an anchor frame drawn over all frames
-    of all recordings, uniformly or by `weights` (anchor_weights), at a random position within the window."""
+    of all recordings, uniformly or by `weights` (anchor_weights), at a random position within the window.
+    With `moves` (pointer_moves), the pointer of every GUI frame follows another path (fake_pointer_path)."""
     weights = weights or [torch.ones(len(r["frames"])) for r in recordings]
     per_rec = torch.stack([w.sum() for w in weights])
     picks = torch.multinomial(per_rec, batch, replacement=True, generator=generator)
@@ -187,12 +246,16 @@ def sample_windows(recordings, batch, clip, generator, weights=None):
         end = min(start + clip, n)
         pad = clip - (end - start)  # a recording shorter than the window: repeat its last frame (rare)
 
-        def window(x):
-            return torch.cat([x[start:end], x[end - 1:end].expand(pad, *x.shape[1:])]) if pad else x[start:end]
+        def padded(x):  # frames start..end-1 of something
+            return torch.cat([x, x[-1:].expand(pad, *x.shape[1:])]) if pad else x
 
-        frames.append(window(r["frames"]))
-        buttons.append(window(r["buttons"]))
-        camera.append(window(r["camera"]))
+        if moves is not None and r["gui_open"][start:end].any():
+            x, cam = fake_pointer_path(r, start, end, moves, generator)
+        else:
+            x, cam = r["frames"][start:end], r["camera"][start:end]
+        frames.append(padded(x))
+        buttons.append(padded(r["buttons"][start:end]))
+        camera.append(padded(cam))
     return torch.stack(frames), torch.stack(buttons), torch.stack(camera)
 
 
@@ -241,9 +304,10 @@ def train(args, model, train_recs, eval_recs, device, rank, world, log_prefix=""
 
     generator = torch.Generator().manual_seed(args.seed * 1000 + rank)
     weights = anchor_weights(train_recs, args.rare)
-    # the last --gui-steps steps draw more of their windows around frames with a GUI open
-    gui_weights = anchor_weights(train_recs, args.rare, args.gui) if args.gui else weights
-    gui_from = args.steps - (args.gui_steps if args.gui_steps is not None else args.steps)
+    if args.gui_windows:  # windows around GUI frames only, with the pointer on other paths
+        in_gui, moves = [r["gui_open"].float() for r in train_recs], pointer_moves(train_recs)
+        if not len(moves):
+            raise SystemExit("01_idm.py: --gui-windows needs recordings with a GUI open, and these have none")
     seen = 0  # frames trained on in this run, for the frames/s readout
     bar = tqdm(range(step, args.steps), desc=f"{log_prefix}train idm", unit="step", disable=rank != 0,
                initial=step, total=args.steps)
@@ -251,8 +315,12 @@ def train(args, model, train_recs, eval_recs, device, rank, world, log_prefix=""
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = common.warmup_cosine(step, args.lr, args.warmup, args.steps)
-        windows = sample_windows(train_recs, args.batch, clip, generator, gui_weights if step >= gui_from else weights)
-        frames, buttons, camera = (x.to(device) for x in windows)
+        windows = []
+        if args.batch > args.gui_windows:
+            windows.append(sample_windows(train_recs, args.batch - args.gui_windows, clip, generator, weights))
+        if args.gui_windows:
+            windows.append(sample_windows(train_recs, args.gui_windows, clip, generator, in_gui, moves))
+        frames, buttons, camera = (torch.cat(x).to(device) for x in zip(*windows))
         first = torch.zeros(frames.shape[:2], dtype=torch.bool, device=device)
         net.train()
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=args.bf16):
@@ -410,7 +478,7 @@ def main():
     for hours in sweep:
         chosen = common.take_hours(train_paths, hours, args.seed) if hours is not None else train_paths
         # each rank reads its own share of the training recordings
-        train_recs = load_recordings(chosen[rank::world] or chosen[:1], size)
+        train_recs = load_recordings(chosen[rank::world] or chosen[:1], size, bare_gui=args.gui_windows > 0)
         n_frames = sum(len(r["frames"]) for r in train_recs) * world
         model.load_state_dict(initial_weights)
         prefix = f"[{hours} h] " if hours is not None else ""

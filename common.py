@@ -483,7 +483,7 @@ def _segment_source(jsonl_path):
     return jsonl_path.parent / options["video"], int(options.get("start", 0)), options
 
 
-def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=True):
+def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=True, pointer=True):
     """Read one recording (<stem>.mp4 + <stem>.jsonl) into a ContractorEpisode, as OpenAI's data loader does.
 
     Frame t of the video goes with line t of the jsonl. Real recordings have one frame more than lines (the screen after
@@ -493,6 +493,9 @@ def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=Tru
 
     Given a .jsonl with no video beside it, reads a pseudo-labelled segment: line t goes with frame start+t of the
     source video that its -options.json names (see `_segment_source`).
+
+    `pointer=False` leaves the GUI pointer out, for a caller that draws it itself (01_idm.py --pointer-paths); its
+    position is in `records[t]["mouse"]`.
     """
     start = 0
     if Path(video_path).suffix == ".jsonl" and not Path(video_path).with_suffix(".mp4").exists():
@@ -521,7 +524,7 @@ def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=Tru
             ok, frame = cap.read()  # BGR, the recording's own resolution
             if not ok:
                 _short_video(video_path, jsonl_path, start + t, start + len(records))
-            if record.get("isGuiOpen", False):
+            if pointer and record.get("isGuiOpen", False):
                 # at native resolution before resizing, where OpenAI's loader pastes it
                 draw_cursor(frame, record["mouse"].get("x", 0.0), record["mouse"].get("y", 0.0))
             # Resizing is per channel, so resizing BGR and then swapping to RGB gives the same pixels as OpenAI's
@@ -609,9 +612,9 @@ class ContractorDataset:
     """The recordings of a folder, read one at a time. With `skip_bad`, a recording that cannot be read is skipped with
     a warning naming the file and the reason, and counted in `.skipped`, instead of stopping the run."""
 
-    def __init__(self, data, size=128, skip_null=True, skip_bad=False):
+    def __init__(self, data, size=128, skip_null=True, skip_bad=False, pointer=True):
         self.videos = find_recordings(data)
-        self.size, self.skip_null, self.skip_bad = size, skip_null, skip_bad
+        self.size, self.skip_null, self.skip_bad, self.pointer = size, skip_null, skip_bad, pointer
         self.skipped = []  # (video path, reason)
 
     def __len__(self):
@@ -621,7 +624,7 @@ class ContractorDataset:
         self.skipped = []
         for video in self.videos:
             try:
-                yield load_contractor_episode(video, size=self.size, skip_null=self.skip_null)
+                yield load_contractor_episode(video, size=self.size, skip_null=self.skip_null, pointer=self.pointer)
             except RecordingError as e:
                 if not self.skip_bad:
                     raise

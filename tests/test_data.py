@@ -153,6 +153,10 @@ def test_cursor_drawn_on_gui_frames_only(tmp_path):
     # the 16x16 sprite starts at (180, 320) in the 640-wide frame, i.e. column 320 * 360/640 = 180 after resizing
     assert ys.min() >= 178 and ys.max() <= 198 and xs.min() >= 178 and xs.max() <= 190
     assert diff[2][:16, :12].max() > 60  # the top-left corner cursor is drawn too (clipped, not lost)
+    # pointer=False leaves it out (01_idm.py --gui-windows draws its own), and the positions stay in the records
+    bare = c.load_contractor_episode(tmp_path / "rec.mp4", size=360, pointer=False)
+    assert np.array_equal(bare.frames[0], plain) and np.array_equal(bare.frames[2], plain)
+    assert (bare.records[0]["mouse"]["x"], bare.records[2]["mouse"]["y"]) == (640.0, 0.0)
 
 
 def test_draw_cursor_sprite_and_clipping():

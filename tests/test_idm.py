@@ -163,17 +163,39 @@ def test_pointer_sweeps_move_only_the_pointer_the_labelled_way():
         assert np.allclose(np.diff(cols), speed * 64 / 720, atol=1.0) and changed.mean() < 0.02
 
 
-def test_gui_frames_anchor_more_windows():
-    # 1000 frames with a GUI open in 100 (10%): gui=0.4 weighs those 4 times; a rare press inside the GUI gets both
-    # boosts; a GUI already open often enough is left as it comes
-    n = 1000
-    buttons = torch.zeros(n, 20, dtype=torch.int64)
-    buttons[500, c.BUTTONS.index("inventory")] = 1  # 0.1% of frames: rare=0.01 boosts it 10 times
+def test_fake_pointer_path_draws_the_pointer_where_its_labels_say():
+    # a recording whose frames 3..12 have a GUI open over a plain panel; the pool of moves turns the view by
+    # +-15 or +-45 mouse counts a frame (1.3-4 pixels at 64x64), so every move shows
+    n, s = 16, 64
     gui = torch.zeros(n, dtype=torch.bool)
-    gui[500:600] = True
-    rec = {"buttons": buttons, "gui_open": gui}
-    w = idm_stage.anchor_weights([rec], 0.0, gui=0.4)[0]
-    assert torch.equal(w[~gui], torch.ones(900)) and torch.equal(w[gui], torch.full((100,), 4.0))
-    both = idm_stage.anchor_weights([rec], 0.01, gui=0.4)[0]
-    assert both[500] == pytest.approx(40.0) and both[501] == 4.0 and both[0] == 1.0
-    assert torch.equal(idm_stage.anchor_weights([rec], 0.0, gui=0.05)[0], torch.ones(n))
+    gui[3:13] = True
+    frames = torch.full((n, s, s, 3), 100, dtype=torch.uint8)
+    frames[~gui] = torch.randint(0, 255, (int((~gui).sum()), s, s, 3), dtype=torch.uint8)
+    cursor = torch.tensor([60.0, 660.0]).repeat(n, 1)  # near a corner: moves that would leave the screen are mirrored
+    camera = torch.randint(0, 11, (n, 2))
+    bare = torch.full((10, s, s, 3), 100, dtype=torch.uint8)
+    row = torch.full((n,), -1)
+    row[gui] = torch.arange(10)
+    rec = {"frames": frames, "camera": camera, "gui_open": gui, "bare": bare, "bare_row": row, "cursor": cursor}
+    counts = torch.tensor([[15.0, -45.0], [-45.0, 15.0], [45.0, 45.0]]).repeat(20, 1)  # (pitch, yaw) mouse counts
+    moves = counts * c.CAMERA_SCALER
+    # the pool: the moves of GUI frames whose next frame has the GUI open too (frames 3..11 here)
+    rec_degrees = {"degrees": torch.arange(2 * n, dtype=torch.float32).reshape(n, 2), "gui_open": gui}
+    assert torch.equal(idm_stage.pointer_moves([rec_degrees, rec_degrees]), rec_degrees["degrees"][3:12].repeat(2, 1))
+    pool_bins = {abs(int(b) - c.CAMERA_NULL_BIN) for b in c.quantize_camera(moves.numpy()).ravel()}
+    for seed in range(4):
+        out, cam = idm_stage.fake_pointer_path(rec, 0, n, moves, torch.Generator().manual_seed(seed))
+        assert torch.equal(out[~gui], frames[~gui]) and torch.equal(cam[~gui], camera[~gui])
+        assert torch.equal(cam[12], camera[12])  # the GUI's last frame: its move does not show, its label stays
+        tips = []
+        for t in range(3, 13):
+            changed = np.nonzero((out[t].numpy() != 100).any(-1))
+            tips.append((changed[1].min(), changed[0].min()))  # (x, y) of the sprite's top-left pixel
+        assert tips[0] == (5, 58)  # the path starts where the player's pointer was
+        for t in range(3, 12):
+            (x0, y0), (x1, y1) = tips[t - 3], tips[t - 2]
+            pitch_bin, yaw_bin = cam[t].tolist()
+            assert np.sign(x1 - x0) == np.sign(yaw_bin - c.CAMERA_NULL_BIN) != 0
+            assert np.sign(y1 - y0) == np.sign(pitch_bin - c.CAMERA_NULL_BIN) != 0
+            # the labels are moves of the pool, mirrored whole axes at a time
+            assert {abs(v - c.CAMERA_NULL_BIN) for v in cam[t].tolist()} <= pool_bins
