@@ -494,7 +494,7 @@ def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=Tru
     Given a .jsonl with no video beside it, reads a pseudo-labelled segment: line t goes with frame start+t of the
     source video that its -options.json names (see `_segment_source`).
 
-    `pointer=False` leaves the GUI pointer out, for a caller that draws it itself (01_idm.py --pointer-paths); its
+    `pointer=False` leaves the GUI pointer out, for a caller that draws it itself (01_idm.py --gui-windows); its
     position is in `records[t]["mouse"]`.
     """
     start = 0
