@@ -193,7 +193,7 @@ def fake_pointer_path(r, start, end, moves, generator):
     offset = int(torch.randint(0, max(len(moves) - length, 1), (1,), generator=generator))
     path = moves[offset:offset + length].double().numpy()
     path = path * np.where(torch.rand(2, generator=generator).numpy() < 0.5, -1.0, 1.0)
-    pos = None
+    pos, edge = None, common.RECORDER_HEIGHT - 1.0  # the toy's screen is square: 720 x 720 recorder pixels
     for i, t in enumerate(range(start, end)):
         if not r["gui_open"][t]:
             pos = None
@@ -203,12 +203,11 @@ def fake_pointer_path(r, start, end, moves, generator):
         frame = r["bare"][int(r["bare_row"][t])].numpy().copy()
         frames[i] = torch.from_numpy(common.draw_cursor(frame, *pos))
         if t + 1 < n and r["gui_open"][t + 1] and i < len(path):  # this frame's move shows in the next one
-            move = path[i].copy()  # (pitch, yaw) degrees: yaw moves the pointer along x, pitch along y
-            counts = move[::-1] / common.CAMERA_SCALER
-            outside = (pos + counts < 0) | (pos + counts > 719.0)
-            move[::-1] = np.where(outside, -move[::-1], move[::-1])
-            pos = np.clip(pos + move[::-1] / common.CAMERA_SCALER, 0, 719.0)
-            camera[i] = torch.from_numpy(common.quantize_camera(move))
+            # (pitch, yaw) degrees -> (x, y) mouse counts: yaw moves the pointer along x, pitch along y
+            counts = path[i][::-1] / common.CAMERA_SCALER
+            counts = np.where((pos + counts < 0) | (pos + counts > edge), -counts, counts)
+            pos = np.clip(pos + counts, 0, edge)
+            camera[i] = torch.from_numpy(common.quantize_camera(counts[::-1] * common.CAMERA_SCALER))
     return frames, camera
 
 
