@@ -212,20 +212,17 @@ def fake_pointer_path(r, start, end, moves, generator):
 
 
 def anchor_weights(recordings, rare):
-    """How likely each training frame is to anchor a window. Uniform with rare=0.
-
-    rare: a frame where a button is pressed that is pressed in fewer than a fraction `rare` of all frames weighs
-    rare / that fraction, so that each rare button's presses are drawn about as often as if it were pressed that often.
-    The toy contractors press a hotbar key or step left in one frame in a thousand; drawn uniformly, an IDM trained for
-    minutes sees too few of them to learn them at all.
-    Returns a list of per-recording weight tensors (T,)."""
+    """How likely each training frame is to anchor a window. Uniform with rare=0. Otherwise a frame where a button is
+    pressed that is pressed in fewer than a fraction `rare` of all frames weighs rare / that fraction, so that each
+    rare button's presses are drawn about as often as if it were pressed that often. The toy contractors press a hotbar
+    key or step left in one frame in a thousand; drawn uniformly, an IDM trained for minutes sees too few of them to
+    learn them at all. Returns a list of per-recording weight tensors (T,)."""
     buttons = [r["buttons"].float() for r in recordings]
-    weights = [torch.ones(len(b)) for b in buttons]
-    if rare:
-        freq = torch.cat(buttons).mean(0)  # (20,) fraction of frames with each button pressed
-        boost = (rare / freq.clamp_min(1e-9)).clamp_min(1.0)  # a button never pressed multiplies only zeros
-        weights = [(b * boost).amax(-1).clamp_min(1.0) for b in buttons]
-    return weights
+    if not rare:
+        return [torch.ones(len(b)) for b in buttons]
+    freq = torch.cat(buttons).mean(0)  # (20,) fraction of frames with each button pressed
+    boost = (rare / freq.clamp_min(1e-9)).clamp_min(1.0)  # a button never pressed multiplies only zeros
+    return [(b * boost).amax(-1).clamp_min(1.0) for b in buttons]
 
 
 def sample_windows(recordings, batch, clip, generator, weights=None, moves=None):
