@@ -296,14 +296,31 @@ X....XooX.......
 _CURSOR_ROWS = _CURSOR_ART.split()
 CURSOR_ALPHA = np.array([[c != "." for c in row] for row in _CURSOR_ROWS], dtype=np.float32)  # (16, 16) opacity
 CURSOR_RGB = np.array([[255.0 if c == "o" else 0.0 for c in row] for row in _CURSOR_ROWS], dtype=np.float32)  # (16, 16) white body, black outline
-MIN_CURSOR_SIZE = 5  # below this the pointer is a blob; tiny toy frames get at least this many pixels
+# Shrunk below 6 pixels, the arrow blurs into a grey smudge on the grey GUI, which the toy networks learned to ignore
+# (README 01). Frames that small (toycraft's 64x64) get this 7-pixel arrow, drawn pixel by pixel instead: a stand-in
+# for the sharp pointer a player sees on a real screen.
+_SMALL_CURSOR_ART = """
+X.....
+XX....
+XoX...
+XooX..
+XoooX.
+XoXXXX
+XX....
+"""
+_SMALL_ROWS = _SMALL_CURSOR_ART.split()
+SMALL_CURSOR_ALPHA = np.array([[c != "." for c in row] for row in _SMALL_ROWS], dtype=np.float32)
+SMALL_CURSOR_RGB = np.array([[255.0 if c == "o" else 0.0 for c in row] for row in _SMALL_ROWS], dtype=np.float32)
+MIN_CURSOR_SIZE = 6  # a resized arrow smaller than this is drawn as the pixel art above
 _cursor_cache = {}
 
 
 def _cursor_sprite(frame_height):
-    size = max(MIN_CURSOR_SIZE, round(16 * frame_height / 360))
+    size = round(16 * frame_height / 360)
     if size not in _cursor_cache:
-        if size == 16:
+        if size < MIN_CURSOR_SIZE:
+            rgb, alpha = SMALL_CURSOR_RGB, SMALL_CURSOR_ALPHA
+        elif size == 16:
             rgb, alpha = CURSOR_RGB, CURSOR_ALPHA
         else:
             rgb = cv2.resize(CURSOR_RGB, (size, size), interpolation=cv2.INTER_AREA)

@@ -730,7 +730,7 @@ class ToyCraft:
                 img[top:, min(left + slot_w - 1, s - 1)] = 255
 
     def _draw_gui(self, img):
-        """The crafting GUI over a darkened view: recipes (bright frame when craftable now) and inventory counts."""
+        """The crafting GUI over a darkened view: recipes (green when craftable now) and inventory counts."""
         s, ui = self.size, self._ui
         img *= 0.35
         px = lambda v: int(round(v * s))  # noqa: E731 - fraction of the screen -> pixel
@@ -739,8 +739,10 @@ class ToyCraft:
         for r in range(len(RECIPES)):
             x, y, w, h = self._grid_cell(self.GUI_RECIPE_BOX, 5, 2, r)
             x0, y0, x1, y1 = px(x), px(y), px(x + w) - 1, px(y + h) - 1
-            img[y0:y1, x0:x1] = (60, 160, 60) if self.can_craft(r) else (110, 110, 110)
-            img[y0 + 1:y1 - 1, x0 + 1:x1 - 1] = (85, 85, 85) if r == pressed else (140, 140, 140)
+            craftable = self.can_craft(r)
+            img[y0:y1, x0:x1] = (40, 150, 40) if craftable else (110, 110, 110)
+            inside = (120, 190, 120) if craftable else (140, 140, 140)  # green all over: readable at 64x64
+            img[y0 + 1:y1 - 1, x0 + 1:x1 - 1] = (85, 85, 85) if r == pressed else inside
             _blit(img, ICONS[ITEMS.index(RECIPES[r][0])], (y0 + y1) // 2 - 2 * ui, (x0 + x1) // 2 - 2 * ui, ui)
         for i in range(len(ITEMS)):
             x, y, w, h = self._grid_cell(self.GUI_ITEMS_BOX, 5, 3, i)

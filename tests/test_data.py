@@ -166,6 +166,13 @@ def test_draw_cursor_sprite_and_clipping():
     assert changed.min(axis=0).tolist() == [50, 100] and changed.max(axis=0).tolist() == [65, 110]
     assert (frame[52:63, 101] == 255).all()  # white body inside the black outline
     assert frame[50, 100].tolist() == [0, 0, 0]
+    # toy frames get the sharp 7-pixel arrow, not a blurred shrink of the 16-pixel one: pure black and white pixels
+    toy = np.full((64, 64, 3), 140, np.uint8)
+    c.draw_cursor(toy, 360, 360)  # pixel (32, 32)
+    changed = np.argwhere((toy != 140).any(axis=-1))
+    assert changed.min(axis=0).tolist() == [32, 32] and changed.max(axis=0).tolist() == [38, 37]
+    assert toy[32, 32].tolist() == [0, 0, 0] and (toy[34:37, 33] == 255).all()
+    assert set(np.unique(toy)) == {0, 140, 255}
     edge = np.full((64, 64, 3), 100, np.uint8)
     c.draw_cursor(edge, 710, 710)  # pixel (63, 63): only the tip fits
     assert (edge != 100).any() and (edge[:60, :60] == 100).all()

@@ -369,6 +369,28 @@ def test_gui_cursor_and_click_crafting():
     assert not env.gui_open
 
 
+def test_gui_shows_which_recipes_are_craftable():
+    env = arena()
+    env.step(act(inventory=1))
+    before = env.screen.astype(int)
+    give(env, "log", 1)  # planks become craftable, nothing else
+    env.step(act())
+    after = env.screen.astype(int)
+
+    def cell(r):
+        x, y, w, h = (np.array(env._grid_cell(env.GUI_RECIPE_BOX, 5, 2, r)) * 64).round().astype(int)
+        return slice(y, y + h - 1), slice(x, x + w - 1)
+
+    planks = cell(tc.RECIPE_NAMES.index("planks"))
+    inside = tuple(slice(s.start + 1, s.stop - 1) for s in planks)
+    green = lambda img: (img[inside][..., 1] - img[inside][..., 0]).mean()  # noqa: E731
+    assert green(after) - green(before) > 30  # the whole cell turns green (round its icon), not just its frame
+    changed = (before != after).any(-1)
+    changed[planks] = False
+    changed[int(64 * env.GUI_ITEMS_BOX[1]):] = False  # the inventory counts below show the log too
+    assert not changed.any()
+
+
 def test_gui_frames_differ_and_cursor_is_drawn():
     env = arena()
     closed = env._obs()["pov"]
