@@ -293,9 +293,18 @@ XX..XooX........
 X....XooX.......
 .....XXX........
 """
-_CURSOR_ROWS = _CURSOR_ART.split()
-CURSOR_ALPHA = np.array([[c != "." for c in row] for row in _CURSOR_ROWS], dtype=np.float32)  # (16, 16) opacity
-CURSOR_RGB = np.array([[255.0 if c == "o" else 0.0 for c in row] for row in _CURSOR_ROWS], dtype=np.float32)  # (16, 16) white body, black outline
+
+
+def _sprite(art):
+    """Pixel art -> (grey levels, opacity), float32 arrays of its shape: white body, black outline, clear elsewhere."""
+    rows = art.split()
+    rgb = np.array([[255.0 if c == "o" else 0.0 for c in row] for row in rows], dtype=np.float32)
+    alpha = np.array([[c != "." for c in row] for row in rows], dtype=np.float32)
+    return rgb, alpha
+
+
+CURSOR_RGB, CURSOR_ALPHA = _sprite(_CURSOR_ART)  # (16, 16) each
+
 # Shrunk below 6 pixels, the arrow blurs into a grey smudge on the grey GUI, which the toy networks learned to ignore
 # (README 01). Frames that small (toycraft's 64x64) get this 7-pixel arrow, drawn pixel by pixel instead: a stand-in
 # for the sharp pointer a player sees on a real screen.
@@ -308,9 +317,7 @@ XoooX.
 XoXXXX
 XX....
 """
-_SMALL_ROWS = _SMALL_CURSOR_ART.split()
-SMALL_CURSOR_ALPHA = np.array([[c != "." for c in row] for row in _SMALL_ROWS], dtype=np.float32)
-SMALL_CURSOR_RGB = np.array([[255.0 if c == "o" else 0.0 for c in row] for row in _SMALL_ROWS], dtype=np.float32)
+SMALL_CURSOR_RGB, SMALL_CURSOR_ALPHA = _sprite(_SMALL_CURSOR_ART)  # (7, 6) each
 MIN_CURSOR_SIZE = 6  # a resized arrow smaller than this is drawn as the pixel art above
 _cursor_cache = {}
 
@@ -325,7 +332,7 @@ def _cursor_sprite(frame_height):
         else:
             rgb = cv2.resize(CURSOR_RGB, (size, size), interpolation=cv2.INTER_AREA)
             alpha = cv2.resize(CURSOR_ALPHA, (size, size), interpolation=cv2.INTER_AREA)
-        _cursor_cache[size] = (rgb[:, :, None], alpha[:, :, None])  # (s, s, 1) each: grey, same in every channel
+        _cursor_cache[size] = (rgb[:, :, None], alpha[:, :, None])  # (h, w, 1) each: grey, same in every channel
     return _cursor_cache[size]
 
 
