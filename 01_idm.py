@@ -366,16 +366,16 @@ def evaluate(model, recordings, clip, device, args):
                                torch.cat(true_deg), torch.cat([r["gui_open"] for r in recordings]))
 
 
-def pointer_sweeps(size, speeds=(-60, -30, -15, 15, 30, 60), frames=16, rows=(115.0, 230.0)):
+def pointer_sweeps(size, speeds=(-60, -30, -15, 15, 30, 60), frames=16):
     """Clips of toycraft's crafting GUI in which nothing moves but the pointer, sweeping left or right at a constant
-    `speed` mouse counts a frame along a row of recipes. Returns [(frames (T, size, size, 3) uint8, speed)]."""
+    `speed` mouse counts a frame along each row of recipes. Returns [(frames (T, size, size, 3) uint8, speed)]."""
     import toycraft
 
     env = toycraft.ToyCraft(seed=5, size=size)
     env.reset()
     env.step({**common.minerl_noop(), "inventory": 1})  # open the GUI: env.screen is the panel, without the pointer
     clips = []
-    for y in rows:
+    for y in (env.recipe_centre(env.GUI_CELLS[0])[1], env.recipe_centre(env.GUI_CELLS[5])[1]):  # the two rows
         for v in speeds:
             xs = 360.0 + v * (np.arange(frames) - frames / 2)
             clips.append((np.stack([common.draw_cursor(env.screen.copy(), x, y) for x in xs]), v))

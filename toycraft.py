@@ -31,7 +31,9 @@ Usage:
 How ToyCraft departs from Minecraft (and MineRL):
 1. The world is a 2-D grid seen in first person: no height, no caves, no mobs, no hunger. Solid blocks are 3 high.
 2. Blocks that need a tool cannot be mined at all without it (Minecraft lets you mine them slowly for nothing).
-3. One crafting GUI for everything; a recipe needs a crafting table or a furnace within 3 blocks if it says so.
+3. One crafting GUI for everything: a grid of recipes to click, not Minecraft's crafting grid of slots, with the
+   early recipes round the middle of the screen, where the pointer opens. A recipe needs a crafting table or a
+   furnace within 3 blocks if it says so.
    Smelting takes one coal (or, without coal, one planks) per ingot, and is instant.
 4. Dropped items vanish. Mined blocks go straight to the inventory.
 5. The hotbar holds 9 item types: a newly obtained type takes an empty slot, or else the slot of the type obtained
@@ -603,10 +605,20 @@ class ToyCraft:
         return True
 
     # ----------------------------------------------------------------------------------------------- GUI layout
-    # The GUI panel in fractions of the screen: a 5 x 2 grid of recipes on top, the 15 item counts below (5 x 3).
+    # The GUI panel in fractions of the screen: two rows of 5 recipes across the middle, the 15 item counts below
+    # (5 x 3). Minecraft opens a GUI with the cursor in the middle of the screen, a short move from the crafting grid
+    # and far from the screen's edges, where the cursor stops. The toy does the same: the cursor opens in the gap
+    # between the two rows, on no recipe, and the early recipes sit round it (`GUI_CELLS`). (With planks in the top
+    # left cell, 58 mouse counts from the screen's corner, a BC policy that overshot ended pinned in that corner.)
 
-    GUI_RECIPE_BOX = (0.08, 0.08, 0.92, 0.40)  # left, top, right, bottom
-    GUI_ITEMS_BOX = (0.08, 0.46, 0.92, 0.92)
+    GUI_RECIPE_BOX = (0.08, 0.33, 0.92, 0.67)  # left, top, right, bottom
+    GUI_ROW_GAP = 0.06  # between the two rows of recipes: the cursor opens in it
+    GUI_ITEMS_BOX = (0.08, 0.71, 0.92, 0.95)
+    # the recipe each cell shows, left to right, top to bottom: planks just above the opening cursor, the stick and
+    # the crafting table beside planks, the wooden pickaxe just below
+    GUI_CELLS = tuple(RECIPE_NAMES.index(n) for n in (
+        "torch", "stick", "planks", "crafting_table", "furnace",
+        "iron_ingot", "stone_pickaxe", "wooden_pickaxe", "iron_pickaxe", "diamond_pickaxe"))
 
     @staticmethod
     def _grid_cell(box, cols, rows, i):
@@ -614,19 +626,25 @@ class ToyCraft:
         w, h = (right - left) / cols, (bottom - top) / rows
         return left + (i % cols) * w, top + (i // cols) * h, w, h
 
+    def recipe_box(self, recipe):
+        """(left, top, width, height) of a recipe's cell, in fractions of the screen."""
+        left, top, right, bottom = self.GUI_RECIPE_BOX
+        i = self.GUI_CELLS.index(recipe)
+        w, h = (right - left) / 5, (bottom - top - self.GUI_ROW_GAP) / 2
+        return left + (i % 5) * w, top + (i // 5) * (h + self.GUI_ROW_GAP), w, h
+
     def recipe_centre(self, recipe):
         """The cursor position (recorder coordinates) over a recipe's icon: what a player aims for."""
-        x, y, w, h = self._grid_cell(self.GUI_RECIPE_BOX, 5, 2, recipe)
+        x, y, w, h = self.recipe_box(recipe)
         return np.array([(x + w / 2) * 720.0, (y + h / 2) * 720.0])
 
     def _recipe_at(self, cursor):
         fx, fy = cursor[0] / 720.0, cursor[1] / 720.0
-        left, top, right, bottom = self.GUI_RECIPE_BOX
-        if not (left <= fx < right and top <= fy < bottom):
-            return None
-        col = int((fx - left) / (right - left) * 5)
-        row = int((fy - top) / (bottom - top) * 2)
-        return row * 5 + col
+        for r in self.GUI_CELLS:
+            x, y, w, h = self.recipe_box(r)
+            if x <= fx < x + w and y <= fy < y + h:
+                return r
+        return None
 
     # ----------------------------------------------------------------------------------------------- rendering
 
@@ -737,7 +755,7 @@ class ToyCraft:
         img[px(0.04):px(0.96), px(0.04):px(0.96)] = (170, 170, 170)
         pressed = self._recipe_at(self.cursor) if self.clicking else None
         for r in range(len(RECIPES)):
-            x, y, w, h = self._grid_cell(self.GUI_RECIPE_BOX, 5, 2, r)
+            x, y, w, h = self.recipe_box(r)
             x0, y0, x1, y1 = px(x), px(y), px(x + w) - 1, px(y + h) - 1
             craftable = self.can_craft(r)
             img[y0:y1, x0:x1] = (40, 150, 40) if craftable else (110, 110, 110)
@@ -894,11 +912,12 @@ class ScriptedPlayer:
         goal = GOALS.index(self.goal)
         patience = self.p["patience"]
         try:
-            # wood for everything ahead: logs -> 4 planks each; sticks (2 planks -> 4) for every pickaxe and a torch;
-            # a crafting table (4 planks); a wooden pickaxe (3 planks)
+            # wood for everything ahead: logs -> 4 planks each; a crafting table (4 planks); sticks (2 planks -> 4)
+            # for every pickaxe and a torch; a wooden pickaxe (3 planks). The table first, as players do: it is what
+            # the first planks are for
             logs, sticks = (3, 1) if goal <= 1 else (4, 2) if goal == 2 else (5, 3)
             yield from self._collect("log", logs, budget=1500 * patience)
-            yield from self._craft([("planks", logs), ("stick", sticks), ("crafting_table", 1)])
+            yield from self._craft([("planks", logs), ("crafting_table", 1), ("stick", sticks)])
             if goal == 0:
                 return
             yield from self._place("crafting_table")

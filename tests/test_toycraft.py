@@ -359,14 +359,31 @@ def test_gui_cursor_and_click_crafting():
     env.step(act())
     # a click is visible (every action leaves a trace an IDM can learn from): the recipe under the cursor is drawn
     # pressed while the button is held, and only that cell changes shade
-    x, y, w, h = (np.array(env._grid_cell(env.GUI_RECIPE_BOX, 5, 2, tc.RECIPE_NAMES.index("planks"))) * 64).round()
+    x, y, w, h = (np.array(env.recipe_box(tc.RECIPE_NAMES.index("planks"))) * 64).round()
     cell = (slice(int(y) + 1, int(y + h) - 2), slice(int(x) + 1, int(x + w) - 2))
-    assert pressed[cell].mean() < env.screen[cell].mean() - 20
+    assert pressed[cell].mean() < env.screen[cell].mean() - 15  # the cell round the icon darkens by 55
     changed = (pressed != env.screen).any(-1)
     changed[cell] = False
     assert not changed.any()
     env.step(act(ESC=1))
     assert not env.gui_open
+
+
+def test_gui_opens_between_the_recipes_far_from_the_edges():
+    # as in Minecraft: the pointer opens in the middle, on no recipe, a short move from the early ones, and a long way
+    # from the screen's edges, where it would stop
+    env = arena()
+    give(env, "log", 1)
+    env.step(act(inventory=1))
+    env.step(act(attack=1))  # a click where the pointer opened crafts nothing
+    assert item(env, "planks") == 0 and item(env, "log") == 1
+    start = env.cursor.copy()
+    assert min(start.min(), 719 - start.max()) >= 300
+    biggest_move = 10.0 / common.CAMERA_SCALER  # mouse counts of the largest camera bin (10 degrees)
+    for name in ("planks", "stick", "crafting_table", "wooden_pickaxe"):
+        assert np.abs(env.recipe_centre(tc.RECIPE_NAMES.index(name)) - start).max() <= 2 * biggest_move
+    for r in range(len(tc.RECIPES)):  # every recipe has a cell, and the pointer over its centre finds it
+        assert env._recipe_at(env.recipe_centre(r)) == r
 
 
 def test_gui_shows_which_recipes_are_craftable():
@@ -378,7 +395,7 @@ def test_gui_shows_which_recipes_are_craftable():
     after = env.screen.astype(int)
 
     def cell(r):
-        x, y, w, h = (np.array(env._grid_cell(env.GUI_RECIPE_BOX, 5, 2, r)) * 64).round().astype(int)
+        x, y, w, h = (np.array(env.recipe_box(r)) * 64).round().astype(int)
         return slice(y, y + h - 1), slice(x, x + w - 1)
 
     planks = cell(tc.RECIPE_NAMES.index("planks"))
