@@ -621,17 +621,14 @@ class ToyCraft:
         "iron_ingot", "stone_pickaxe", "wooden_pickaxe", "iron_pickaxe", "diamond_pickaxe"))
 
     @staticmethod
-    def _grid_cell(box, cols, rows, i):
+    def _grid_cell(box, cols, rows, i, row_gap=0.0):
         left, top, right, bottom = box
-        w, h = (right - left) / cols, (bottom - top) / rows
-        return left + (i % cols) * w, top + (i // cols) * h, w, h
+        w, h = (right - left) / cols, (bottom - top - row_gap * (rows - 1)) / rows
+        return left + (i % cols) * w, top + (i // cols) * (h + row_gap), w, h
 
     def recipe_box(self, recipe):
         """(left, top, width, height) of a recipe's cell, in fractions of the screen."""
-        left, top, right, bottom = self.GUI_RECIPE_BOX
-        i = self.GUI_CELLS.index(recipe)
-        w, h = (right - left) / 5, (bottom - top - self.GUI_ROW_GAP) / 2
-        return left + (i % 5) * w, top + (i // 5) * (h + self.GUI_ROW_GAP), w, h
+        return self._grid_cell(self.GUI_RECIPE_BOX, 5, 2, self.GUI_CELLS.index(recipe), self.GUI_ROW_GAP)
 
     def recipe_centre(self, recipe):
         """The cursor position (recorder coordinates) over a recipe's icon: what a player aims for."""
