@@ -46,9 +46,10 @@ Differences from the paper:
    a path taken from elsewhere in the data (fake_pointer_path). In a GUI the mouse moves a small pointer instead of
    the view, and in the recordings where it goes next is easy to guess from the context, so the toy IDM labels the
    GUI's camera without looking at the pointer (`pointer_probe`, printed at the end of a toy run, where 1 means it
-   reads the pointer's direction: 0.33 with a 5-pixel blurred pointer, 0.59 with today's sharp 7-pixel one). Trained
-   on such windows alone, after the usual training, it learned to read the blurred pointer (probe 0.96); 4 of them in
-   each batch of a short run after that kept it (0.93) while the rest recovered (README, 01). Not in the default run:
+   reads the pointer's direction and 0.5 is blind: 0.33 with a 5-pixel blurred pointer, 0.59 with the sharp 7-pixel
+   one on the old GUI layout, 0.53 on today's). Trained on such windows alone, after the usual training, it learned
+   to read the blurred pointer (probe 0.96); 4 of them in each batch of a short run after that kept it (0.93) while
+   the rest recovered (README, 01). Not in the default run:
    it takes 2,700 steps in all, past the toy's 10 minutes.
 """
 
