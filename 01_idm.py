@@ -7,8 +7,9 @@ than acting, which must guess the future. That is VPT's central trick: a little 
 enough to label a great deal of unlabelled video (03_label.py), on which a policy is then cloned (04_bc.py).
 
 Input:  contractor recordings in OpenAI's format (--data, default data/contractor/: <stem>.mp4 + <stem>.jsonl).
-        With --env toy and no recordings there, toycraft's scripted players record --hours of them first: the toy
-        stand-in for hiring contractors (1 toy hour = 72,000 frames at 20 Hz).
+        With --env toy and fewer than --hours of toycraft's recordings there, its scripted players record the rest
+        first: the toy stand-in for hiring contractors (1 toy hour = 72,000 frames at 20 Hz). An interrupted
+        recording resumes; a folder with anyone else's recordings in it is used as it is.
 Output: runs/idm/idm.pt (model, optimizer, args, preset, step), runs/idm/metrics.json, runs/idm/config.json,
         runs/idm/loss.png, and with --sweep-hours runs/idm/accuracy_vs_hours.png (the toy Fig. 2 left) and each
         size's IDM as runs/idm/idm_<hours>h.pt (the training sets are nested random subsets, common.take_hours).
@@ -92,7 +93,7 @@ def parse_args(argv=None):
     g.add_argument("--preset", default="toy", choices=list(common.PRESETS["idm"]), help="network size (toy, 4x)")
     g.add_argument("--clip", type=int, default=None, help="frames per training window (default: toy 16, else the "
                    "preset's timesteps)")
-    g.add_argument("--hours", type=float, default=0.5, help="toy: hours of contractor data to record if none")
+    g.add_argument("--hours", type=float, default=0.5, help="toy: hours of contractor data to record")
     g.add_argument("--codec", default="mp4v", choices=common.VIDEO_CODECS, help="toy: video codec of the recordings "
                    "(FFV1 is lossless)")
     g.add_argument("--batch", type=int, default=16, help="windows per step (per process with torchrun)")
@@ -132,16 +133,21 @@ def parse_args(argv=None):
 
 
 def ensure_toy_data(args):
-    """--env toy with no recordings: play toycraft until --hours of contractor data exist (in parallel processes)."""
-    if args.env != "toy" or (args.data.exists() and any(args.data.rglob("*.mp4"))):
+    """--env toy: play toycraft until --hours of contractor data exist (in parallel processes). A folder of toycraft's
+    recordings is topped up (an interrupted recording resumes); one that holds any other recordings is left as it is."""
+    if args.env != "toy":
+        return
+    if args.data.exists() and any(not p.name.startswith("toy-") for p in args.data.rglob("*.mp4")):
         return
     import toycraft
 
     # enough for the largest training set asked for, plus the recordings held out for evaluation
     hours = max([args.hours] + [float(h) for h in (args.sweep_hours or "").split(",") if h]) / (1 - args.held_out)
-    print(f"no recordings in {args.data}: recording {hours:.2f} toy hours ({int(hours * TOY_HOUR):,} frames) of "
-          f"scripted contractors")
-    toycraft.record_hours(args.data, hours, seed=0, workers=args.workers, codec=args.codec)
+    have = sum(toycraft.recorded_frames(args.data).values())
+    if have < int(hours * TOY_HOUR):
+        print(f"{args.data} holds {have / TOY_HOUR:.2f} toy hours of recordings: recording scripted contractors "
+              f"until it holds {hours:.2f} ({int(hours * TOY_HOUR):,} frames)")
+        toycraft.record_hours(args.data, hours, seed=0, workers=args.workers, codec=args.codec)
 
 
 def load_recordings(paths, size, bare_gui=False):

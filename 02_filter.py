@@ -10,9 +10,10 @@ This stage does the same: train a frame classifier on a small labelled set, scor
 the scores over time (a single frame is rarely unclean alone, and the classifier's errors are mostly isolated frames),
 and keep the runs of clean frames that are long enough to be worth labelling.
 
-Input:  web videos (--data, default data/web/: *.mp4). With --env toy and none there, toycraft records --hours of
-        the toy internet first: scripted players, some with a logo, a face cam, creative mode, a title screen or the
-        pause menu over the game, each video with a hidden <stem>.truth.jsonl that only evaluation reads.
+Input:  web videos (--data, default data/web/: *.mp4). With --env toy and fewer than --hours of toycraft's videos
+        there, it records the rest of the toy internet first (an interrupted recording resumes): scripted players,
+        some with a logo, a face cam, creative mode, a title screen or the pause menu over the game, each video
+        with a hidden <stem>.truth.jsonl that only evaluation reads.
         Labelled frames: --labels, a CSV with a header and one row per labelled frame:
             video,frame,label
             web-000123.mp4,417,clean
@@ -25,7 +26,7 @@ Output: runs/filter/clean_segments.json (the segments to label: video, start, en
 
 Commands:
     python 02_filter.py --smoke        # a few web videos, a few steps: does everything run? (~20 s)
-    python 02_filter.py                # toy: records 2 toy hours of web video, trains, filters (~3 min on 2 cores);
+    python 02_filter.py                # toy: records 4 toy hours of web video, trains, filters (~6 min on 2 cores);
                                        # accuracy ~0.99 and precision ~0.99 against the truth
     python 02_filter.py --env minerl --data /path/to/web --labels labels.csv --size 128 --device cuda
 
@@ -46,6 +47,7 @@ import csv
 import json
 import math
 import os
+import re
 import time
 import warnings
 from pathlib import Path
@@ -73,7 +75,8 @@ def parse_args(argv=None):
     g.add_argument("--data", type=Path, default=Path("data/web"), help="web videos (*.mp4)")
     g.add_argument("--labels", type=Path, default=None, help="CSV of video,frame,label (toy: drawn from the truth)")
     g.add_argument("--out", type=Path, default=Path("runs/filter"))
-    g.add_argument("--hours", type=float, default=2.0, help="toy: hours of web video to record if none")
+    g.add_argument("--hours", type=float, default=4.0, help="toy: hours of web video to record (4: 04 clones more "
+                   "reliably than on 2, README 04)")
     g.add_argument("--codec", default="mp4v", choices=common.VIDEO_CODECS, help="toy: codec of the recorded video")
     g = p.add_argument_group("classifier")
     g.add_argument("--n-labels", type=int, default=PAPER["labelled_frames"], help="toy: frames to label (paper: 8,800)")
@@ -105,13 +108,20 @@ def parse_args(argv=None):
 
 
 def ensure_toy_web(args):
-    """--env toy with no videos: record the toy internet (world seeds from 100,000: never a contractor's world)."""
-    if args.env != "toy" or (args.data.exists() and any(args.data.glob("*.mp4"))):
+    """--env toy: record the toy internet until --hours of it exist (world seeds from 100,000: never a contractor's
+    world). A folder of toycraft's videos (web-NNNNNN.mp4) is topped up, so an interrupted recording resumes; one that
+    holds any other video is left as it is."""
+    if args.env != "toy":
+        return
+    if args.data.exists() and any(not re.fullmatch(r"web-\d{6}\.mp4", v.name) for v in args.data.glob("*.mp4")):
         return
     import toycraft
 
-    print(f"no web videos in {args.data}: recording {args.hours:.2f} toy hours of the toy internet")
-    toycraft.record_hours(args.data, args.hours, web=True, seed=100_000, workers=args.workers, codec=args.codec)
+    have = sum(toycraft.recorded_frames(args.data, web=True).values())
+    if have < int(args.hours * TOY_HOUR):
+        print(f"{args.data} holds {have / TOY_HOUR:.2f} toy hours of web video: recording the toy internet until it "
+              f"holds {args.hours:.2f}")
+        toycraft.record_hours(args.data, args.hours, web=True, seed=100_000, workers=args.workers, codec=args.codec)
 
 
 def truth_path(video):

@@ -47,10 +47,11 @@ define stage
 	@start=$$(date +%s); $(2) || { rc=$$?; echo "=== make toy: $(1) failed (exit $$rc)"; exit $$rc; }; \
 		printf '%s\t%s\n' $(1) $$(( $$(date +%s) - start )) >> runs/times.tsv
 endef
-# toy data recorded by an older toycraft.py is recorded again (only toycraft's own toy-* recordings are removed)
+# toy data recorded by an older toycraft.py is recorded again (only toycraft's own recordings are removed: contractors'
+# toy-<player>-NNNNNN.*, the toy internet's web-NNNNNN.*)
 define stale_toy_data
 	@if [ -d $(1) ] && [ toycraft.py -nt $(1) ]; then echo "toycraft.py changed: recording $(1) again"; \
-		rm -f $(1)/toy-*; fi
+		rm -f $(1)/toy-* $(1)/web-[0-9][0-9][0-9][0-9][0-9][0-9].*; fi
 endef
 
 toy: runs/report.md

@@ -1446,16 +1446,31 @@ TOY_HOUR = 72_000  # frames in an hour of play at 20 Hz
 
 
 def _record_one(job):
-    out, seed, web, codec = job
+    out, seed, web, codec, max_steps = job
     record = record_web if web else record_contractors
-    path = record(out, 1, seed, codec=codec, progress=False)[0]
+    path = record(out, 1, seed, max_steps=max_steps, codec=codec, progress=False)[0]
     with open(path.with_suffix(".truth.jsonl" if web else ".jsonl")) as f:
         return sum(1 for _ in f)
 
 
-def record_hours(out, hours, web=False, seed=0, workers=None, codec="mp4v"):
+def recorded_frames(out, web=False):
+    """{world seed: frames} of the complete toy recordings in `out` (contractor ones, or with `web` the toy internet's).
+    Complete means the actions file is there: it is written after the video, so an interrupted episode has none."""
+    out, found = Path(out), {}
+    for actions in out.glob("web-*.truth.jsonl" if web else "toy-*.jsonl"):
+        stem = actions.name.split(".")[0]  # web-100000, toy-average-000000
+        if (out / f"{stem}.mp4").exists():
+            with open(actions) as f:
+                found[int(stem.rsplit("-", 1)[1])] = sum(1 for _ in f)
+    return found
+
+
+def record_hours(out, hours, web=False, seed=0, workers=None, codec="mp4v", max_steps=6000):
     """Record episodes in parallel processes until `hours` of frames are in `out`: contractor recordings, or with `web`
-    the toy internet. Episodes use world seeds seed, seed+1, ...; they run ~500-3,000 frames each. Returns the frames."""
+    the toy internet. Episodes use world seeds seed, seed+1, ..., in rounds of one per worker; they run ~500-3,000
+    frames each (at most `max_steps` of play). An episode already recorded in `out` counts and is not played again,
+    so an interrupted recording resumes where it stopped, and a larger `hours` adds only the episodes missing: either
+    way `out` ends with the episodes one uninterrupted run records. Returns the frames."""
     from multiprocessing import Pool
 
     from tqdm import tqdm
@@ -1463,14 +1478,28 @@ def record_hours(out, hours, web=False, seed=0, workers=None, codec="mp4v"):
     need, frames = int(hours * TOY_HOUR), 0
     workers = workers or os.cpu_count() or 1
     Path(out).mkdir(parents=True, exist_ok=True)
-    with Pool(workers) as pool, tqdm(total=need, desc="recording web video" if web else "recording contractors",
-                                     unit="frame") as bar:
+    have = recorded_frames(out, web)
+    pool = bar = None
+    try:
         while frames < need:
-            jobs = [(out, seed + k, web, codec) for k in range(workers)]  # a round: one episode per worker
+            worlds = range(seed, seed + workers)  # a round: one episode per worker
             seed += workers
-            for n in pool.imap_unordered(_record_one, jobs):
+            there = sum(have.get(w, 0) for w in worlds)
+            frames += there
+            if bar is not None:
+                bar.update(there)
+            jobs = [(out, w, web, codec, max_steps) for w in worlds if w not in have]
+            if jobs and pool is None:  # the first episode to play
+                pool = Pool(workers)
+                bar = tqdm(total=need, initial=min(frames, need), unit="frame",
+                           desc="recording web video" if web else "recording contractors")
+            for n in pool.imap_unordered(_record_one, jobs) if jobs else ():
                 frames += n
                 bar.update(n)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            bar.close()
     return frames
 
 

@@ -68,6 +68,18 @@ def test_labels_file_round_trip_and_errors(tmp_path):
     assert "header" in error("clip,t,y\nv.mp4,0,clean\n")
 
 
+def test_toy_web_is_topped_up_but_other_video_left_alone(tmp_path):
+    args = filter_stage.parse_args(["--data", str(tmp_path), "--hours", str(1 / 72_000), "--workers", "1"])
+    (tmp_path / "mine.mp4").write_bytes(b"someone's own video")
+    filter_stage.ensure_toy_web(args)  # not toycraft's folder: nothing is recorded into it
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.mp4"]
+    (tmp_path / "mine.mp4").unlink()
+    (tmp_path / "web-100000.mp4").write_bytes(b"interrupted")  # toycraft's, cut off before its truth was written
+    filter_stage.ensure_toy_web(args)
+    assert (tmp_path / "web-100000.truth.jsonl").exists()
+    assert (tmp_path / "web-100000.mp4").read_bytes() != b"interrupted"  # played again, not trusted
+
+
 def test_split_by_video_never_shares_a_video():
     owners = np.array(["a"] * 5 + ["b"] * 3 + ["c"] * 4 + ["d"] * 2)
     train, held = filter_stage.split_by_video(owners, 0.25, seed=0)

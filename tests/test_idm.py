@@ -22,6 +22,13 @@ def load_stage(name):
 idm_stage = load_stage("01_idm.py")
 
 
+def test_toy_recording_leaves_other_recordings_alone(tmp_path):
+    # a folder that holds anyone else's recordings is theirs: 01 trains on it and records nothing into it
+    (tmp_path / "cheeky-cornflower-setter-abc123.mp4").write_bytes(b"a contractor's video")
+    idm_stage.ensure_toy_data(idm_stage.parse_args(["--data", str(tmp_path), "--hours", "0.01", "--workers", "1"]))
+    assert [p.name for p in tmp_path.iterdir()] == ["cheeky-cornflower-setter-abc123.mp4"]
+
+
 @pytest.mark.parametrize("n, window", [(1, 8), (8, 8), (9, 8), (100, 32), (128, 128), (1000, 128), (130, 128)])
 def test_windows_label_every_frame_once_from_the_nearest_centre(n, window):
     plan = c.idm_windows(n, window)

@@ -524,6 +524,24 @@ def test_web_videos_have_truth_but_no_actions(tmp_path):
     assert len(ep) == len(records)
 
 
+def test_record_hours_resumes_and_tops_up(tmp_path):
+    # episodes already in the folder count and are not played again; a missing or interrupted one is played
+    short = dict(seed=50, workers=1, max_steps=150)
+    first = tc.record_hours(tmp_path, 1 / tc.TOY_HOUR, **short)  # one frame asked for: one episode, world 50
+    assert set(tc.recorded_frames(tmp_path)) == {50} and first == tc.recorded_frames(tmp_path)[50]
+    (video,) = tmp_path.glob("toy-*-000050.mp4")
+    video.write_bytes(b"not played again")  # a second run with enough there must leave it alone
+    assert tc.record_hours(tmp_path, 1 / tc.TOY_HOUR, **short) == first
+    assert video.read_bytes() == b"not played again"
+    more = tc.record_hours(tmp_path, (first + 1) / tc.TOY_HOUR, **short)  # one frame more: world 51 is added
+    assert set(tc.recorded_frames(tmp_path)) == {50, 51} and video.read_bytes() == b"not played again"
+    (actions,) = tmp_path.glob("toy-*-000051.jsonl")
+    actions.unlink()  # world 51 was interrupted: its video is there, its actions are not
+    assert set(tc.recorded_frames(tmp_path)) == {50}
+    assert tc.record_hours(tmp_path, (first + 1) / tc.TOY_HOUR, **short) == more
+    assert set(tc.recorded_frames(tmp_path)) == {50, 51} and video.read_bytes() == b"not played again"
+
+
 def test_cli_bench_and_players(tmp_path):
     out = subprocess.run([sys.executable, "toycraft.py", "bench", "--seconds", "0.3", "--repeats", "1"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
