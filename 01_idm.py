@@ -143,11 +143,7 @@ def ensure_toy_data(args):
 
     # enough for the largest training set asked for, plus the recordings held out for evaluation
     hours = max([args.hours] + [float(h) for h in (args.sweep_hours or "").split(",") if h]) / (1 - args.held_out)
-    have = sum(toycraft.recorded_frames(args.data).values())
-    if have < int(hours * TOY_HOUR):
-        print(f"{args.data} holds {have / TOY_HOUR:.2f} toy hours of recordings: recording scripted contractors "
-              f"until it holds {hours:.2f} ({int(hours * TOY_HOUR):,} frames)")
-        toycraft.record_hours(args.data, hours, seed=0, workers=args.workers, codec=args.codec)
+    toycraft.record_hours(args.data, hours, seed=0, workers=args.workers, codec=args.codec)  # only what is missing
 
 
 def load_recordings(paths, size, bare_gui=False):

@@ -117,11 +117,7 @@ def ensure_toy_web(args):
         return
     import toycraft
 
-    have = sum(toycraft.recorded_frames(args.data, web=True).values())
-    if have < int(args.hours * TOY_HOUR):
-        print(f"{args.data} holds {have / TOY_HOUR:.2f} toy hours of web video: recording the toy internet until it "
-              f"holds {args.hours:.2f}")
-        toycraft.record_hours(args.data, args.hours, web=True, seed=100_000, workers=args.workers, codec=args.codec)
+    toycraft.record_hours(args.data, args.hours, web=True, seed=100_000, workers=args.workers, codec=args.codec)
 
 
 def truth_path(video):

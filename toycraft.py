@@ -1490,6 +1490,9 @@ def record_hours(out, hours, web=False, seed=0, workers=None, codec="mp4v", max_
                 bar.update(there)
             jobs = [(out, w, web, codec, max_steps) for w in worlds if w not in have]
             if jobs and pool is None:  # the first episode to play
+                print(f"{out} holds {sum(have.values()) / TOY_HOUR:.2f} toy hours of "
+                      f"{'web video' if web else 'contractor recordings'}: recording until it holds {hours:.2f} "
+                      f"({need:,} frames)")
                 pool = Pool(workers)
                 bar = tqdm(total=need, initial=min(frames, need), unit="frame",
                            desc="recording web video" if web else "recording contractors")
