@@ -8,6 +8,11 @@ class and, where the mouse moved, the joint camera class. Nothing in the loss me
 skills come from imitating a great deal of play. Then the policy is rolled out in the world with no further training
 ("zero-shot") and we count which items of the diamond-pickaxe sequence it obtains.
 
+Fine-tuning (§4.3): the paper goes on to clone the foundation model further on narrower data (early-game video, and
+contractors building a house) and finds it much better at the early items; its RL (05) starts from the early-game
+model. Here the toy early game is the first two minutes of each contractor recording: --init runs/bc/policy.pt
+--data data/contractor --early-game 2400 (commands below).
+
 Input:  contractor-format recordings (--data, default data/labeled/ from 03: IDM pseudo-labels; --data data/contractor
         trains on the labelled contractor data directly, the paper's baseline; several --data may be given and are
         mixed). --init starts from a checkpoint (ours, or OpenAI's foundation-model-*.model with its .weights) to
@@ -24,6 +29,8 @@ Commands:
     python 04_bc.py --compare                      # contractor data alone against IDM-labelled web video (toy Fig. 2)
     python 04_bc.py --data-hours 0.25 --out runs/bc_quarter   # less pseudo-labelled video (toy Fig. 8 left)
     python 04_bc.py --steps 0 --init runs/bc/policy.pt --episodes 48     # evaluate a policy again
+    python 04_bc.py --init runs/bc/policy.pt --data data/contractor --early-game 2400 --steps 600 --lr 3e-4 \
+        --out runs/bc_early_game                   # fine-tune on the toy early game (§4.3; 05_rl.py starts here)
     python 04_bc.py --preset 1x --env minerl --data /data/labeled --device cuda --bf16
     torchrun --nproc_per_node 8 04_bc.py --preset 1x --env minerl --data /data/labeled --device cuda --bf16
     python 04_bc.py --init foundation-model-1x.model --data /data/contractor --lr 1e-4   # fine-tune OpenAI's model
@@ -40,6 +47,7 @@ Differences from the paper:
 
 import argparse
 import json
+import math
 import os
 import time
 from collections import deque
@@ -83,6 +91,8 @@ def parse_args(argv=None):
     g.add_argument("--data-hours", type=float, default=None, help="train on only this many hours of the recordings "
                    "(a seeded random subset; the paper's Fig. 8 ablation)")
     g.add_argument("--freeze-cnn", action="store_true", help="train only the transformer and heads (fine-tuning)")
+    g.add_argument("--early-game", type=int, default=None, metavar="FRAMES", help="train on only the first FRAMES "
+                   "frames of each recording: the early game, the narrow dataset VPT §4.3 fine-tunes on")
     common.add_optimiser_flags(p)
     g = p.add_argument_group("evaluation")
     g.add_argument("--episodes", type=int, default=24, help="evaluation episodes (0: none)")
@@ -109,11 +119,12 @@ def parse_args(argv=None):
 
 
 def load_for_bc(job):
-    """One recording -> its frames and joint action targets, null frames skipped (VPT §4.1). Runs in a worker."""
-    path, size = job
+    """One recording (its first max_frames frames; None: all) -> its frames and joint action targets, null frames
+    skipped (VPT §4.1). Runs in a worker."""
+    path, size, max_frames = job
     t0 = time.time()
     try:
-        ep = common.load_contractor_episode(path, size=size, skip_null=True)
+        ep = common.load_contractor_episode(path, size=size, skip_null=True, max_frames=max_frames)
     except common.RecordingError as e:
         return str(path), None, str(e), time.time() - t0
     target = common.env_to_policy_action(ep.actions)  # {"buttons": (T,), "camera": (T,)} joint classes
@@ -128,8 +139,8 @@ class RecordingStreams:
     everywhere else. Recordings are decoded in worker processes, a few ahead of need.
     """
 
-    def __init__(self, paths, batch, chunk, size, workers, seed, prefetch=None):
-        self.paths, self.batch, self.chunk, self.size = list(paths), batch, chunk, size
+    def __init__(self, paths, batch, chunk, size, workers, seed, prefetch=None, max_frames=None):
+        self.paths, self.batch, self.chunk, self.size, self.max_frames = list(paths), batch, chunk, size, max_frames
         self.rng = np.random.default_rng(seed)
         self.pool = get_context("spawn").Pool(workers) if workers > 0 else None
         self.prefetch = prefetch or max(2 * workers, batch)
@@ -148,7 +159,7 @@ class RecordingStreams:
 
     def _fill(self):
         while len(self.pending) < self.prefetch:
-            job = (self._next_path(), self.size)
+            job = (self._next_path(), self.size, self.max_frames)
             self.pending.append(self.pool.apply_async(load_for_bc, (job,)) if self.pool else load_for_bc(job))
 
     def _next_recording(self):
@@ -250,7 +261,7 @@ def train(args, model, train_paths, eval_paths, device, rank, world, out, log_pr
 
     # each rank streams its own share of the recordings
     streams = RecordingStreams(train_paths[rank::world] or train_paths, args.batch, chunk, size, args.workers,
-                               seed=args.seed * 1000 + rank + step)
+                               seed=args.seed * 1000 + rank + step, max_frames=args.early_game)
     state = model.initial_state(args.batch, device)
     seen, train_seconds = 0, 0.0
     bar = tqdm(range(step, args.steps), desc=f"{log_prefix}train bc", unit="step", disable=rank != 0, initial=step,
@@ -298,7 +309,7 @@ def held_out_loss(model, paths, chunk, device, args, max_frames=20_000):
     model.eval()
     total, frames_seen = 0.0, 0
     for path in paths:
-        _, frames, target, _ = load_for_bc((path, model.net_args["img_shape"][0]))
+        _, frames, target, _ = load_for_bc((path, model.net_args["img_shape"][0], args.early_game))
         if frames is None or len(frames) == 0:
             continue
         state = model.initial_state(1, device)
@@ -387,7 +398,8 @@ def clone(args, data_dirs, out, device, rank, world, label):
         config = {**common.args_dict(args),
                   "data": [str(d) for d in data_dirs], "device": str(device), "world_size": world,
                   "train_recordings": len(train_paths), "eval_recordings": len(eval_paths),
-                  "train_hours": sum(map(common.recording_frames, train_paths)) / (3600 * common.RECORDING_FPS),
+                  "train_hours": sum(min(common.recording_frames(p), args.early_game or math.inf)
+                                     for p in train_paths) / (3600 * common.RECORDING_FPS),
                   "parameters": common.count_parameters(model), "net_args": model.net_args}
         (out / "config.json").write_text(json.dumps(config, indent=1))
         print(f"[{label}] {len(train_paths)} recordings to train on, {len(eval_paths)} held out; "

@@ -507,7 +507,7 @@ def _segment_source(jsonl_path):
     return jsonl_path.parent / options["video"], int(options.get("start", 0)), options
 
 
-def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=True, pointer=True):
+def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=True, pointer=True, max_frames=None):
     """Read one recording (<stem>.mp4 + <stem>.jsonl) into a ContractorEpisode, as OpenAI's data loader does.
 
     Frame t of the video goes with line t of the jsonl. Real recordings have one frame more than lines (the screen after
@@ -519,7 +519,7 @@ def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=Tru
     source video that its -options.json names (see `_segment_source`).
 
     `pointer=False` leaves the GUI pointer out, for a caller that draws it itself (01_idm.py --gui-windows); its
-    position is in `records[t]["mouse"]`.
+    position is in `records[t]["mouse"]`. `max_frames` reads only the recording's first frames (04_bc.py --early-game).
     """
     start = 0
     if Path(video_path).suffix == ".jsonl" and not Path(video_path).with_suffix(".mp4").exists():
@@ -528,7 +528,7 @@ def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=Tru
     else:
         video_path, jsonl_path, options_path = recording_paths(video_path, jsonl_path)
         options = _read_options(options_path)
-    records = _read_jsonl(jsonl_path)
+    records = _read_jsonl(jsonl_path)[:max_frames]
     env_actions, null = json_to_env_actions(records)
     keep = ~null if skip_null else np.ones(len(records), dtype=bool)
     kept = np.flatnonzero(keep)

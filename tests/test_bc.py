@@ -32,11 +32,26 @@ def test_null_frames_are_skipped_and_targets_are_joint_classes(tmp_path):
     actions["attack"][[1, 3]] = 1
     actions["camera"][4] = (0.0, 2.0)
     video = c.write_contractor_episode(tmp_path / "r.mp4", np.zeros((6, 16, 16, 3), np.uint8), actions)
-    path, frames, (buttons, camera), _ = bc.load_for_bc((video, 16))
+    path, frames, (buttons, camera), _ = bc.load_for_bc((video, 16, None))
     assert len(frames) == 3  # frames 0, 2 and 5 did nothing
     expected = c.env_to_policy_action({k: v[[1, 3, 4]] for k, v in actions.items()})
     assert (buttons == expected["buttons"]).all() and (camera == expected["camera"]).all()
     assert camera[0] == c.NULL_CAMERA_CLASS and camera[2] != c.NULL_CAMERA_CLASS
+
+
+def test_early_game_reads_only_the_first_frames(tmp_path):
+    # frame brightness = its index, so that the frames kept can be traced back
+    frames = (20 * np.arange(8, dtype=np.uint8))[:, None, None, None].repeat(16, 1).repeat(16, 2).repeat(3, 3)
+    actions = c.minerl_noop(8)
+    actions["forward"][:] = 1
+    actions["forward"][2] = 0  # a null frame inside the early game is still skipped
+    actions["jump"][5:] = 1  # the frames after the cut are the only ones that jump
+    video = c.write_contractor_episode(tmp_path / "r.mp4", frames, actions, codec="FFV1")
+    _, early, (buttons, _), _ = bc.load_for_bc((video, 16, 5))
+    assert early[:, 0, 0, 0].tolist() == [0, 20, 60, 80]
+    assert (buttons == c.env_to_policy_action({k: v[[0, 1, 3, 4]] for k, v in actions.items()})["buttons"]).all()
+    _, everything, _, _ = bc.load_for_bc((video, 16, None))
+    assert len(everything) == 7
 
 
 def _policy():
