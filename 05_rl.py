@@ -25,6 +25,8 @@ Commands:
     python 05_rl.py --smoke                 # a couple of tiny iterations: does everything run? (~30 s)
     python 05_rl.py                         # toy: from 04's policy, with KL, on a 2-core laptop (~18 min)
     python 05_rl.py --ablations             # from scratch, from BC without KL, from BC with KL, one figure (35 min)
+    python 05_rl.py --init runs/bc_early_game/policy.pt --out runs/rl_early_game   # as the paper: from the policy
+                                            # fine-tuned on the early game (04_bc.py --early-game)
     python 05_rl.py --env minerl --init foundation-model-1x.model --num-envs 16 --device cuda --bf16
     torchrun --nproc_per_node 8 05_rl.py --env minerl --init foundation-model-1x.model --num-envs 16 --bf16
 
