@@ -8,8 +8,8 @@ improves the policy on it. Left alone, RL forgets what pretraining taught before
 (catastrophic forgetting), so VPT replaces the usual entropy bonus with a KL divergence from the frozen pretrained
 policy, whose weight decays over training. The ablations (--ablations) put both parts to the test. From a random
 initialisation nothing is found, in the paper and in the toy world. Without the KL term the paper's early skills
-decay. In the toy's 131k steps they do when RL starts from the early-game model, which then forgets how to craft;
-from the foundation policy they do not (README, 05).
+decay. In the toy's 131k steps, one of two no-KL runs from the early-game model forgot how to craft; from the
+foundation policy they kept it (README, 05).
 
 The code is CleanRL's ppo.py adapted to a recurrent policy with VPT's action space: the same storage layout, GAE loop,
 clipped policy and value losses, per-minibatch advantage normalisation, and approx_kl / clipfrac / explained-variance
