@@ -107,6 +107,8 @@ def parse_args(argv=None):
     g.add_argument("--smoke", action="store_true", help="tiny everything: checks that the script runs")
     args = p.parse_args(argv)
     args.data = args.data or [Path("data/labeled")]
+    if args.early_game is not None and args.early_game < 1:
+        p.error(f"--early-game must be a number of frames, 1 or more (got {args.early_game})")
     if args.smoke:
         args.steps, args.batch, args.episodes, args.episode_steps, args.eval_every = 4, 2, 2, 30, 2
         args.chunk = args.chunk or 8

@@ -40,7 +40,7 @@ def test_null_frames_are_skipped_and_targets_are_joint_classes(tmp_path):
 
 
 def test_early_game_reads_only_the_first_frames(tmp_path):
-    # frame brightness = its index, so that the frames kept can be traced back
+    # frame brightness = 20 x its index, so that the frames kept can be traced back
     frames = (20 * np.arange(8, dtype=np.uint8))[:, None, None, None].repeat(16, 1).repeat(16, 2).repeat(3, 3)
     actions = c.minerl_noop(8)
     actions["forward"][:] = 1
@@ -52,6 +52,8 @@ def test_early_game_reads_only_the_first_frames(tmp_path):
     assert (buttons == c.env_to_policy_action({k: v[[0, 1, 3, 4]] for k, v in actions.items()})["buttons"]).all()
     _, everything, _, _ = bc.load_for_bc((video, 16, None))
     assert len(everything) == 7
+    with pytest.raises(SystemExit):  # an early game of no frames is refused by name, not trained on as nothing
+        bc.parse_args(["--early-game", "0"])
 
 
 def _policy():
