@@ -1,42 +1,35 @@
 """
 02_filter.py: keep only the clean parts of web video. VPT §3.2 ("Data filtering").
 
-Most Minecraft video on the internet is not a person playing survival mode: there are channel logos, the streamer's
+Most Minecraft video on the internet is not someone playing survival mode: there are channel logos, the streamer's
 face in a corner, creative mode, menus and title screens. A policy cloned on those frames would learn to act on
-pixels it never sees when it plays. VPT trained a small classifier on 8,800 frames that contractors labelled clean
-or unclean, ran it over 270,000 hours of video and kept the clean segments: about 70,000 hours.
-
-This stage does the same: train a frame classifier on a small labelled set, score every frame of every video, smooth
-the scores over time (a single frame is rarely unclean alone, and the classifier's errors are mostly isolated frames),
-and keep the runs of clean frames that are long enough to be worth labelling.
+pixels it never sees when it plays. VPT trained a classifier on 8,800 frames that contractors labelled clean or
+unclean, ran it over 270,000 hours of video and kept the clean segments, about 70,000 hours. This stage does the
+same: train a frame classifier on a small labelled set, score every frame, smooth the scores over time (a frame is
+rarely unclean alone, and the classifier's errors are mostly isolated frames), and keep the clean runs long enough
+to be worth labelling.
 
 Input:  web videos (--data, default data/web/: *.mp4). With --env toy and fewer than --hours of toycraft's videos
-        there, it records the rest of the toy internet first (an interrupted recording resumes): scripted players,
-        some with a logo, a face cam, creative mode, a title screen or the pause menu over the game, each video
-        with a hidden <stem>.truth.jsonl that only evaluation reads.
-        Labelled frames: --labels, a CSV with a header and one row per labelled frame:
-            video,frame,label
-            web-000123.mp4,417,clean
-            web-000123.mp4,2210,unclean
+        there, the toy internet is recorded first: scripted players, some with a logo, a face cam, creative mode, a
+        title screen or the pause menu over the game, each video with a hidden <stem>.truth.jsonl for evaluation only.
+        Labelled frames: --labels, a CSV with the header video,frame,label and rows such as web-000123.mp4,417,clean
         (video relative to --data or absolute, frame 0-based, label clean/unclean or 1/0). In the toy world, without
         --labels, --n-labels frames are drawn at random and labelled from the truth, as contractors would have, and
         written to runs/filter/labels.csv in this format.
-Output: runs/filter/clean_segments.json (the segments to label: video, start, end exclusive), runs/filter/metrics.json,
-        runs/filter/classifier.pt, runs/filter/examples.png (frames it kept and rejected).
+Output: runs/filter/clean_segments.json (the segments to label: video, start, end exclusive), metrics.json,
+        classifier.pt, examples.png (frames kept and rejected).
 
 Commands:
-    python 02_filter.py --smoke        # a few web videos, a few steps: does everything run? (~20 s)
-    python 02_filter.py                # toy: records 4 toy hours of web video, trains, filters (~6 min on 2 cores);
-                                       # accuracy ~0.99 and precision ~0.99 against the truth
+    python 02_filter.py --smoke        # a few web videos, a few steps: does everything run?
+    python 02_filter.py                # toy: records 4 toy hours of web video, trains, filters
     python 02_filter.py --env minerl --data /path/to/web --labels labels.csv --size 128 --device cuda
-
-Why this classifier: the paper's is reported to be a linear model on embeddings of a pretrained image network. There is
-no such network for toy frames, and none can be downloaded on an offline laptop, so we train a small CNN from scratch:
-four stride-2 convolutions and a linear layer over the final 4x4 map (a logo or face cam sits in a corner, the
-creative HUD at the bottom, so where a feature is matters). It trains on 7,000 frames in under a minute on 2 cores.
+What the toy run prints, and how long it takes: docs/results.md.
 
 Differences from the paper:
-1. The classifier is a small CNN trained from scratch, not a linear probe on pretrained embeddings (see above).
+1. The classifier: the paper's is reported to be a linear model on the embeddings of a pretrained image network. No
+   such network exists for toy frames, and none can be downloaded on an offline laptop, so we train a small CNN from
+   scratch: four stride-2 convolutions and a linear layer over the final 4x4 map (a logo or face cam sits in a
+   corner, the creative HUD at the bottom, so where a feature is matters).
 2. The paper's smoothing and minimum segment length are not published; we average the scores over --smooth frames
    (1 s) and keep clean runs of at least --min-length frames (3.2 s, longer than the IDM's window).
 3. Toy labels come from the generator's truth, so they are never wrong; contractors' labels would be.
@@ -59,7 +52,6 @@ from tqdm import tqdm
 
 import common
 
-TOY_HOUR = 72_000  # frames in an hour at 20 Hz
 PAPER = {"labelled_frames": 8_800, "hours_in": 270_000, "hours_kept": 70_000}  # VPT §3.2
 
 
@@ -75,8 +67,7 @@ def parse_args(argv=None):
     g.add_argument("--data", type=Path, default=Path("data/web"), help="web videos (*.mp4)")
     g.add_argument("--labels", type=Path, default=None, help="CSV of video,frame,label (toy: drawn from the truth)")
     g.add_argument("--out", type=Path, default=Path("runs/filter"))
-    g.add_argument("--hours", type=float, default=4.0, help="toy: hours of web video to record (4: 04 clones more "
-                   "reliably than on 2, README 04)")
+    g.add_argument("--hours", type=float, default=4.0, help="toy: hours of web video to record")
     g.add_argument("--codec", default="mp4v", choices=common.VIDEO_CODECS, help="toy: codec of the recorded video")
     g = p.add_argument_group("classifier")
     g.add_argument("--n-labels", type=int, default=PAPER["labelled_frames"], help="toy: frames to label (paper: 8,800)")
@@ -268,6 +259,7 @@ def train(args, model, frames, labels, device):
             flip = torch.rand(len(idx), generator=g) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(2), x)  # (B, H, W, 3)
             model.train()
+            # binary cross-entropy of "clean": L = - mean [ y log σ(f(x)) + (1 - y) log(1 - σ(f(x))) ], y = 1 if clean
             loss = nn.functional.binary_cross_entropy_with_logits(model(x.to(device)), y.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -7,32 +7,23 @@ in the paper. The policy (04_bc.py) then learns from these pseudo-labels as if t
 
 Input:  the IDM (--idm, default runs/idm/idm.pt, or OpenAI's 4x_idm.model with its .weights beside it), the clean
         segments (--segments, default runs/filter/clean_segments.json) and the videos they name.
-Output: one pseudo-labelled recording per segment in --out (default data/labeled/), in the contractor format so that
-        04_bc.py reads IDM labels and contractor labels with the same `load_contractor_episode`:
+Output: one pseudo-labelled recording per segment in --out (default data/labeled/), in the contractor format, so that
+        04_bc.py reads IDM labels and contractor labels with the same `common.load_contractor_episode`:
             <video stem>_<start>-<end>.jsonl          one recorder-format line per frame: keys, buttons, mouse dx/dy
             <video stem>_<start>-<end>-options.json   {"video": source video relative to this folder, "start", "end"}
         and runs/label/metrics.json: frames, frames/s and, in the toy world, the labels' agreement with the hidden
-        truth (button_f1, camera_accuracy, ...) next to the IDM's own held-out scores from 01.
-
-Why the segments point into the source video instead of being cut out as videos of their own: at the paper's scale
-(70,000 hours) a second copy would mean decoding and re-encoding every clean frame and storing tens of terabytes again,
-and re-encoding with a lossy codec would change the pixels: the policy would train on frames a generation worse than
-the ones the IDM labelled and the ones it will see when playing. A .jsonl is a few hundred bytes a frame; the reader
-seeks to the segment's first frame (exact for the constant-frame-rate video used here; resample variable-frame-rate web
-video to 20 fps first, as VPT did).
+        truth (button_f1, camera_accuracy, ...) beside the IDM's own held-out scores from 01.
 
 How a long segment is labelled (VPT §3.3): the IDM sees a window of frames at a time (toy: 16, OpenAI's 4x IDM: 128).
 The paper is reported to slide 128-frame windows by 64 and keep each window's middle 64 predictions, so that every
-frame is labelled with at least 32 frames of context on both sides. We do the same with `common.idm_windows`: windows
-overlap by half and each frame takes its label from the window whose centre is nearest, which is that rule extended to
-the segment's ends. Every frame is labelled exactly once; each window costs one forward pass, so labelling costs about
-twice the forward passes of the frames.
+frame is labelled with context on both sides. `common.idm_windows` does the same, extended to the segment's ends.
 
 Commands:
-    python 03_label.py --smoke                       # label two segments: does everything run? (~10 s)
-    python 03_label.py                               # toy: label 02's clean segments with 01's IDM (~3 min on 2 cores)
+    python 03_label.py --smoke                       # label two segments: does everything run?
+    python 03_label.py                               # toy: label 02's clean segments with 01's IDM
     python 03_label.py --idm 4x_idm.model --segments clean_segments.json --out data/labeled --device cuda --bf16
     torchrun --nproc_per_node 8 03_label.py --idm 4x_idm.model --device cuda --bf16     # videos sharded across ranks
+What the toy run prints, and how long it takes: docs/results.md.
 
 Re-running skips segments already labelled by the same IDM (their .jsonl exists, written last and atomically, and
 their -options.json carries the SHA-256 of the IDM's file), so an interrupted run picks up where it stopped and a
@@ -40,8 +31,8 @@ retrained IDM relabels everything. Labelled segments that 02 no longer lists are
 stale labels. --force relabels everything.
 
 Differences from the paper:
-1. The IDM's argmax is the label, as in OpenAI's released inference code; the paper does not say whether labels were
-   sampled or the most likely action was taken.
+1. The IDM's most likely action is the label, as in OpenAI's released inference code (run_inverse_dynamics_model.py);
+   the paper does not say whether labels were sampled or the most likely action was taken.
 2. The toy IDM is small and its window short (16 frames); the labelling rule is the same.
 """
 
@@ -79,7 +70,8 @@ def parse_args(argv=None):
     g.add_argument("--force", action="store_true", help="relabel segments that are already labelled")
     g = p.add_argument_group("running")
     g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    common.add_bf16_flag(g)
+    g.add_argument("--bf16", nargs="?", const="on", default="auto", choices=["auto", "on", "off"],
+                   help="bfloat16 autocast (default auto: on for CUDA and for CPUs with bfloat16 instructions)")
     g.add_argument("--seed", type=int, default=0, help="labels are argmaxes; seeds only torch's defaults")
     g.add_argument("--smoke", action="store_true", help="label the first two segments only")
     return p.parse_args(argv)
@@ -143,7 +135,7 @@ def fingerprint(idm_path):
 def segment_options(out, stem):
     """A labelled segment's -options.json as a dict; {} if it is missing or unreadable (then it is not ours)."""
     try:
-        options = common._read_options(out / f"{stem}-options.json")
+        options = common.read_options(out / f"{stem}-options.json")
     except common.RecordingError:
         return {}
     return options if isinstance(options, dict) else {}
@@ -176,7 +168,13 @@ def to_env_actions(pred):
 
 
 def label_segment(model, video, start, end, window, args, device, idm_sha256):
-    """Label frames start..end-1 of a video and write the pseudo-labelled recording. Returns its .jsonl."""
+    """Label frames start..end-1 of a video and write the pseudo-labelled recording. Returns its .jsonl.
+
+    The segment's labels point into the source video instead of being cut out as a video of their own. At the paper's
+    scale (70,000 hours) a copy would mean re-encoding every clean frame and storing it twice, and a lossy re-encode
+    would change the pixels: the policy would train on frames a generation worse than the ones the IDM labelled and
+    the ones it sees when playing. A .jsonl is a few hundred bytes a frame, and the reader seeks to the segment's first
+    frame (exact for constant-frame-rate video; resample variable-frame-rate web video to 20 fps first, as VPT did)."""
     stem = segment_stem(args.out, video, start, end)
     frames = common.read_frames(video, model.net_args["img_shape"][0], start, end)  # (N, H, W, 3)
     # VPT §3.3: overlapping windows, each frame labelled from the window where it sees most on both sides

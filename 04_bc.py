@@ -1,48 +1,41 @@
 """
 04_bc.py: behavioural cloning of the VPT foundation policy on pseudo-labelled video, and what it can do zero-shot.
-VPT §4, Fig. 2 (right), 3, 4, 8.
+VPT §4, Fig. 3 (right), 4, 5 and 8.
 
-VPT's central claim lives here. A causal policy (it sees only the past, like a player) is trained to predict, frame by
-frame, the action the IDM wrote down for the web video (03_label.py): the negative log-likelihood of the joint button
-class and, where the mouse moved, the joint camera class. Nothing in the loss mentions trees or crafting tables; the
-skills come from imitating a great deal of play. Then the policy is rolled out in the world with no further training
-("zero-shot") and we count which items of the diamond-pickaxe sequence it obtains.
-
-Fine-tuning (§4.3): the paper goes on to clone the foundation model further on narrower data (early-game video, and
-contractors building a house) and finds it much better at the early items; its RL (05) starts from the early-game
-model. Here the toy early game is the first two minutes of each contractor recording: --init runs/bc/policy.pt
---data data/contractor --early-game 2400 (commands below).
+VPT's central claim lives here. A causal policy (it sees only the past, as a player does) learns to predict, frame by
+frame, the action the IDM wrote down for the web video (03_label.py). Nothing in the loss mentions trees or crafting
+tables; the skills come from imitating a great deal of play. Then the policy plays in the world with no further
+training ("zero-shot") and we count which items of the diamond-pickaxe sequence it obtains. The paper then clones the
+foundation model further on narrower data, the early game (§4.3); its RL (05) starts from that model. The toy early
+game is the first two minutes of each contractor recording (--early-game, commands below).
 
 Input:  contractor-format recordings (--data, default data/labeled/ from 03: IDM pseudo-labels; --data data/contractor
-        trains on the labelled contractor data directly, the paper's baseline; several --data may be given and are
-        mixed). --init starts from a checkpoint (ours, or OpenAI's foundation-model-*.model with its .weights) to
-        fine-tune.
-Output: runs/bc/policy.pt, runs/bc/metrics.json (item_rates, episodes, episode_steps, held-out loss, frames/s of
-        loading and of training, gui_fraction: the share of evaluation steps spent in a GUI), runs/bc/item_rates.png
-        (toy Fig. 3 right / Fig. 4 left), runs/bc/loss.png, runs/bc/rollout.mp4 (one evaluation episode, first
-        person), and with --compare runs/bc/compare.png (toy Fig. 2 right: the same policy cloned on the contractor
-        data alone and on the IDM-labelled web video).
+        trains on the labelled contractor data itself, the paper's baseline; repeat --data to mix sources). --init
+        starts from a checkpoint to fine-tune: ours, or OpenAI's foundation-model-*.model with its .weights.
+Output: runs/bc/policy.pt, metrics.json (item_rates, the held-out loss, frames/s, gui_fraction: the share of evaluation
+        steps spent in a GUI), item_rates.png (toy Fig. 4), loss.png, rollout.mp4 (one evaluation episode, first
+        person), and with --compare compare.png (toy Fig. 3 right: the same policy cloned on the contractor data alone).
 
 Commands:
-    python 04_bc.py --smoke                        # a few steps and a short rollout: does everything run? (~30 s)
-    python 04_bc.py                                # toy foundation policy on a 2-core laptop, then 24 evaluation episodes
-    python 04_bc.py --compare                      # contractor data alone against IDM-labelled web video (toy Fig. 2)
-    python 04_bc.py --data-hours 0.25 --out runs/bc_quarter   # less pseudo-labelled video (toy Fig. 8 left)
-    python 04_bc.py --steps 0 --init runs/bc/policy.pt --episodes 48     # evaluate a policy again
+    python 04_bc.py --smoke                        # a few steps and a short rollout: does everything run?
+    python 04_bc.py                                # the toy foundation policy, then 24 evaluation episodes
+    python 04_bc.py --compare                      # contractor data alone against IDM-labelled web video (Fig. 3 right)
+    python 04_bc.py --data-hours 0.5 --out runs/bc_half   # less pseudo-labelled video (toy Fig. 8 left)
+    python 04_bc.py --steps 0 --init runs/bc/policy.pt --episodes 48 --out runs/bc_eval    # evaluate a policy again
     python 04_bc.py --init runs/bc/policy.pt --data data/contractor --early-game 2400 --steps 600 --lr 3e-4 \
-        --out runs/bc_early_game                   # fine-tune on the toy early game (§4.3; 05_rl.py starts here)
-    python 04_bc.py --preset 1x --env minerl --data /data/labeled --device cuda --bf16
+        --out runs/bc_early_game                   # fine-tune on the toy early game (§4.3; 05_rl.py can start here)
     torchrun --nproc_per_node 8 04_bc.py --preset 1x --env minerl --data /data/labeled --device cuda --bf16
-    python 04_bc.py --init foundation-model-1x.model --data /data/contractor --lr 1e-4   # fine-tune OpenAI's model
+    python 04_bc.py --env minerl --init foundation-model-1x.model --data /data/contractor --lr 1e-4   # OpenAI's
+What the toy run prints, and how long it takes: docs/results.md.
 
 Differences from the paper:
-1. The toy policy is tiny (2 transformer layers of width 256 on 64x64 frames, memory 64 frames) against the 0.5B
-   foundation model (128x128, memory 128 frames), and trains for minutes on CPU on a few toy hours instead of 9 days on
-   720 V100s on 70,000 hours.
-2. The paper's optimiser settings are in vpt-facts.md; ours are laptop-sized (AdamW, lr 1e-3 warm-up and cosine decay,
-   weight decay 0.05, gradient clipping at 1).
-3. The toy world has no night, hunger or mobs, so its episodes are shorter (1,200 steps = 1 minute) than the paper's
-   zero-shot 10-minute (12,000-step) episodes.
+1. Size: the toy policy has 2 transformer layers of width 256 on 64x64 frames and a 64-frame memory; the foundation
+   model 0.5B parameters on 128x128 frames and a 128-frame memory, trained for days on hundreds of GPUs and 70,000
+   hours of video.
+2. The optimiser is laptop-sized (AdamW, lr 1e-3 with warm-up and cosine decay, weight decay 0.05, gradient clipping
+   at 1); the paper's settings are in its Appendix H.
+3. The toy world has no night, hunger or mobs, and its episodes are one toy minute (1,200 steps), where the paper's
+   zero-shot episodes are 10 minutes (12,000 steps).
 """
 
 import argparse
@@ -61,6 +54,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 import common
+import worlds
 
 ITEMS = common.ITEMS  # the diamond-pickaxe sequence, VPT Fig. 4 and 7
 
@@ -90,10 +84,13 @@ def parse_args(argv=None):
     g.add_argument("--steps", type=int, default=2400, help="optimiser steps (0: only evaluate)")
     g.add_argument("--data-hours", type=float, default=None, help="train on only this many hours of the recordings "
                    "(a seeded random subset; the paper's Fig. 8 ablation)")
-    g.add_argument("--freeze-cnn", action="store_true", help="train only the transformer and heads (fine-tuning)")
     g.add_argument("--early-game", type=int, default=None, metavar="FRAMES", help="train on only the first FRAMES "
                    "frames of each recording: the early game, the narrow dataset VPT §4.3 fine-tunes on")
-    common.add_optimiser_flags(p)
+    g = p.add_argument_group("optimiser")
+    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--weight-decay", type=float, default=0.05)
+    g.add_argument("--warmup", type=int, default=50, help="steps of linear warm-up")
+    g.add_argument("--clip-grad", type=float, default=1.0, help="clip the gradient's norm to this")
     g = p.add_argument_group("evaluation")
     g.add_argument("--episodes", type=int, default=24, help="evaluation episodes (0: none)")
     g.add_argument("--episode-steps", type=int, default=1200, help="length of each evaluation episode")
@@ -101,7 +98,13 @@ def parse_args(argv=None):
     g.add_argument("--held-out", type=float, default=0.05, help="fraction of recordings held out for the loss")
     g.add_argument("--compare", action="store_true", help="also clone on --contractor-data alone, and plot both")
     g = p.add_argument_group("running")
-    common.add_training_flags(g)
+    g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    g.add_argument("--bf16", nargs="?", const="on", default="auto", choices=["auto", "on", "off"],
+                   help="bfloat16 autocast (default auto: on for CUDA and for CPUs with bfloat16 instructions)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    g.add_argument("--checkpoint-activations", action="store_true", help="recompute activations in the backward "
+                   "pass: less memory, about a third more compute (large presets)")
+    g.add_argument("--seed", type=int, default=0)
     g.add_argument("--workers", type=int, default=os.cpu_count(), help="processes decoding video / running episodes")
     g.add_argument("--eval-every", type=int, default=500)
     g.add_argument("--smoke", action="store_true", help="tiny everything: checks that the script runs")
@@ -214,9 +217,15 @@ class RecordingStreams:
 
 
 def bc_loss(pi, buttons, camera):
-    """VPT §4.1: the negative log-likelihood of the recorded joint action. The camera class only counts where the mouse
-    moved (vpt-facts §1.3: OpenAI masks the camera head when the camera meta-action is "none", and for the inventory
-    class, whose camera target is always the null one). pi: log-probs (B, T, 8641) and (B, T, 121); targets (B, T)."""
+    """Behavioural cloning, VPT §4.1: the negative log-likelihood of the (pseudo-)labelled action a_t under the causal
+    policy, which sees only frames up to t (and, through its memory, the frames before the chunk),
+
+        L(θ) = - mean over rows and t of [ log π_θ(b_t | o_≤t) + 1[c_t ≠ null] log π_θ(c_t | o_≤t) ]
+
+    with b_t the joint button class (8641-way) and c_t the joint camera class (121-way) of common.env_to_policy_action.
+    The camera term counts only where the mouse moved: the camera head is not executed when the button class's camera
+    meta-action is "none" (OpenAI's lib/actions.py, CameraHierarchicalMapping), and the inventory class always has the
+    null camera. pi: log-probs (B, T, 8641) and (B, T, 121); targets (B, T). Returns the loss and its two parts."""
     nll_buttons = -pi["buttons"].gather(-1, buttons[..., None]).squeeze(-1)  # (B, T)
     moved = camera != common.NULL_CAMERA_CLASS
     nll_camera = -pi["camera"].gather(-1, camera[..., None]).squeeze(-1) * moved  # (B, T)
@@ -249,9 +258,6 @@ def train(args, model, train_paths, eval_paths, device, rank, world, out, log_pr
         # the value head takes no part in the BC loss, so DDP must not wait for its gradients
         net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None,
                                       find_unused_parameters=True)
-    if args.freeze_cnn:
-        for p in model.net.img_process.parameters():
-            p.requires_grad_(False)
     optimizer, trainable = common.make_optimizer(model, args)
 
     step, history = 0, {"step": [], "loss": [], "eval_step": [], "eval_loss": []}
@@ -331,13 +337,13 @@ def held_out_loss(model, paths, chunk, device, args, max_frames=20_000):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Evaluate: roll the policy out and count the items obtained (VPT Fig. 3, 4)
+# Evaluate: roll the policy out and count the items obtained (VPT Fig. 4)
 # ---------------------------------------------------------------------------------------------------------------------
 
 
 def evaluate_policy(policy_path, args, desc="evaluate", video_path=None):
     """args.episodes episodes of args.episode_steps steps in worker processes (common.evaluate_items)."""
-    return common.evaluate_items(policy_path, args.env, args.episodes, args.episode_steps, args.temperature, args.seed,
+    return worlds.evaluate_items(policy_path, args.env, args.episodes, args.episode_steps, args.temperature, args.seed,
                                  args.workers, video_path, desc)
 
 
@@ -347,7 +353,7 @@ def evaluate_policy(policy_path, args, desc="evaluate", video_path=None):
 
 
 def plot_items(results, path, title):
-    """Item rates as bars, one colour per policy: {label: {item: rate}} (toy Fig. 3 right, Fig. 2 right)."""
+    """Item rates as bars, one colour per policy: {label: {item: rate}} (toy Fig. 4, Fig. 3 right)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -438,16 +444,16 @@ def main():
         # a policy that has learned nothing, evaluated the same way: uniformly random joint actions
         metrics["random_item_rates"], _ = evaluate_policy(None, args, desc="random policy")
         plot_items({"BC policy": metrics["item_rates"], "random actions": metrics["random_item_rates"]},
-                   args.out / "item_rates.png", "Items obtained zero-shot (toy Fig. 3 right / Fig. 4 left)")
+                   args.out / "item_rates.png", "Items obtained zero-shot (toy Fig. 4)")
     if args.compare:
-        # toy Fig. 2 right: the same recipe on the labelled contractor data alone
+        # toy Fig. 3 right: the same recipe on the labelled contractor data alone
         contractor = clone(args, [args.contractor_data], args.out / "contractor_only", device, rank, world,
                            "contractor")
         metrics["contractor_only"] = contractor
         if rank == 0 and args.episodes > 0:
             plot_items({"IDM-labelled web video": metrics["item_rates"],
                         "contractor data alone": contractor["item_rates"]}, args.out / "compare.png",
-                       "BC on IDM pseudo-labels vs on the labelled data alone (toy Fig. 2 right)")
+                       "BC on IDM pseudo-labels vs on the labelled data alone (toy Fig. 3 right)")
     if rank == 0:
         (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1))
         if "item_rates" in metrics:
@@ -455,8 +461,7 @@ def main():
             rnd = ", ".join(f"{k} {v:.2f}" for k, v in metrics["random_item_rates"].items() if v > 0) or "nothing"
             print(f"zero-shot over {metrics['episodes']} episodes of {metrics['episode_steps']} steps: {got}")
             if metrics.get("gui_fraction") is not None:
-                print(f"share of steps with a GUI open: {metrics['gui_fraction']:.2f} "
-                      f"(the toy contractors: about 0.11)")
+                print(f"share of steps with a GUI open: {metrics['gui_fraction']:.2f}")
             print(f"random actions: {rnd}")
         print(f"-> {args.out}")
     if world > 1:

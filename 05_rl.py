@@ -1,56 +1,47 @@
 """
-05_rl.py: reinforcement learning from the foundation policy towards the diamond pickaxe, kept close to the pretrained
-policy by a KL penalty. VPT §4.4, Fig. 6 and 7, Table 7.
+05_rl.py: reinforcement learning from the pretrained policy towards the diamond pickaxe, kept close to it by a KL
+penalty. VPT §4.4, Fig. 6 and 7, Table 7.
 
-The foundation policy (04_bc.py) already chops trees and crafts sometimes. RL turns "sometimes" into "reliably" and
+The pretrained policy (04_bc.py) already chops trees and crafts, sometimes. RL turns "sometimes" into "reliably" and
 goes further down the tech tree: a reward is paid for each item of the diamond-pickaxe sequence (Table 7), and PPO
 improves the policy on it. Left alone, RL forgets what pretraining taught before the reward can teach anything better
 (catastrophic forgetting), so VPT replaces the usual entropy bonus with a KL divergence from the frozen pretrained
-policy, whose weight decays over training. The ablations (--ablations) put both parts to the test. From a random
-initialisation nothing is found, in the paper and in the toy world. Without the KL term the paper's early skills
-decay. In the toy's 131k steps, one of two no-KL runs from the early-game model forgot how to craft; from the
-foundation policy they kept it (README, 05).
+policy, whose weight decays over training. --ablations puts both parts to the test (toy Fig. 7): RL from a random
+initialisation, from the pretrained policy without the KL term, and with it.
 
 The code is CleanRL's ppo.py adapted to a recurrent policy with VPT's action space: the same storage layout, GAE loop,
 clipped policy and value losses, per-minibatch advantage normalisation, and approx_kl / clipfrac / explained-variance
-logs. What changes: observations are 64x64 frames and the policy is a transformer with a memory, so the rollout keeps
-the memory (state) at the start of every sequence of --seq-len steps, and the update recomputes the log-probs of each
-sequence from that stored state.
+logs. What changes: the policy is a transformer with a memory, so the rollout keeps the memory (state) at the start
+of every sequence of --seq-len steps, and the update recomputes each sequence's log-probs from that stored state.
 
 Input:  the policy to start from (--init, default runs/bc/policy.pt; ours, or OpenAI's .model + .weights).
-Output: runs/rl/policy.pt, runs/rl/metrics.json (item_rates of the final evaluation, mean_return, env_steps),
-        runs/rl/training.png (return and each item's rate over training: the toy Fig. 7), and with --ablations
-        runs/rl/ablations.png and one folder per run.
+Output: runs/rl/policy.pt, metrics.json (item_rates of the final evaluation, mean_return, env_steps), training.png
+        (return and each item's rate over training), and with --ablations ablations.png and one folder per run.
 
 Commands:
-    python 05_rl.py --smoke                 # a couple of tiny iterations: does everything run? (~30 s)
-    python 05_rl.py                         # toy: from 04's policy, with KL, on a 2-core laptop (~18 min)
-    python 05_rl.py --ablations             # from scratch, from BC without KL, from BC with KL, one figure (35 min)
-    python 05_rl.py --init runs/bc_early_game/policy.pt --out runs/rl_early_game   # as the paper: from the policy
-                                            # fine-tuned on the early game (04_bc.py --early-game)
-    python 05_rl.py --env minerl --init foundation-model-1x.model --num-envs 16 --device cuda --bf16
+    python 05_rl.py --smoke                 # a couple of tiny iterations: does everything run?
+    python 05_rl.py                         # toy: PPO from 04's policy, with the KL term, 131,072 steps
+    python 05_rl.py --ablations             # from scratch, from BC without KL, from BC with KL (toy Fig. 7)
+    python 05_rl.py --init runs/bc_early_game/policy.pt --out runs/rl_early_game   # from the early-game model (§4.3)
     torchrun --nproc_per_node 8 05_rl.py --env minerl --init foundation-model-1x.model --num-envs 16 --bf16
-
-Under torchrun every rank runs --num-envs environments of its own (different worlds) and the gradients, the return
-statistics of the value normaliser and the finished episodes are averaged or gathered over ranks; rank 0 logs,
-checkpoints and evaluates. --total-steps counts the steps of all ranks together.
+What the toy run prints, and how long it takes: docs/results.md. Under torchrun every rank runs --num-envs
+environments of its own, gradients and return statistics are averaged over ranks, and rank 0 logs and evaluates.
 
 Differences from the paper:
-1. PPO instead of Phasic Policy Gradient (PPG): PPG adds auxiliary value-distillation phases that matter at the
-   paper's scale (thousands of GPUs-days) and would double this file. The KL-to-pretrained term, the heart of §4.4, is
-   the same. No entropy bonus, as in the paper (--ent-coef adds one).
-2. KL coefficient: the paper's exact value and decay are not reliably known (vpt-facts.md §7 marks rho 0.2 decaying
-   x0.995 per iteration as unverified). We use 0.2 decaying x0.99 per iteration: our runs are 128 iterations, not
-   thousands, so the same per-iteration decay would keep the policy pinned to BC for the whole run.
-3. Reward: VPT Table 7, paid from inventory increases (`common.item_reward`): a count pays only where it rises above
-   the most of that item held so far this episode, up to the table's cap. So dropping and picking an item up again
-   pays nothing, and neither does re-collecting what a recipe consumed, until the old high is passed. Death ends the
-   toy episode, with no extra penalty.
-4. Scale: 8 toy environments and 131k steps against the paper's thousands of 10-minute MineRL episodes in parallel.
+1. PPO instead of Phasic Policy Gradient: PPG adds auxiliary value-distillation phases that matter at the paper's
+   scale and would double this file. The KL-to-pretrained term, the heart of §4.4, is the same. No entropy bonus, as
+   in the paper (--ent-coef adds one).
+2. The KL term: its direction is our choice, KL(π_θ || π_pretrained), and the paper's exact coefficient schedule is
+   not known to us. We start at 0.2 and multiply by 0.99 every iteration: our runs are 128 iterations, not thousands.
+3. Reward: Table 7, paid from inventory increases: a count pays only where it rises above the most of that item held
+   so far this episode, up to the table's cap, so dropping and picking up again pays nothing. Death ends the toy
+   episode, with no extra penalty.
+4. Scale: 8 toy environments and 131,072 steps against the paper's thousands of 10-minute MineRL episodes in parallel.
 """
 
 import argparse
 import json
+import math
 import os
 import time
 from multiprocessing import get_context
@@ -62,8 +53,9 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 import common
+import worlds
 
-ITEMS = common.ITEMS
+ITEMS = common.ITEMS  # the diamond-pickaxe sequence, VPT Fig. 6
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -110,7 +102,13 @@ def parse_args(argv=None):
     g = p.add_argument_group("evaluation and running")
     g.add_argument("--eval-episodes", type=int, default=16)
     g.add_argument("--temperature", type=float, default=1.0)
-    common.add_training_flags(g)
+    g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    g.add_argument("--bf16", nargs="?", const="on", default="auto", choices=["auto", "on", "off"],
+                   help="bfloat16 autocast (default auto: on for CUDA and for CPUs with bfloat16 instructions)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    g.add_argument("--checkpoint-activations", action="store_true", help="recompute activations in the backward "
+                   "pass: less memory, about a third more compute (large presets)")
+    g.add_argument("--seed", type=int, default=0)
     g.add_argument("--smoke", action="store_true", help="tiny everything: checks that the script runs")
     args = p.parse_args(argv)
     if args.smoke:
@@ -119,6 +117,38 @@ def parse_args(argv=None):
     if args.num_steps % args.seq_len:
         p.error("--num-steps must be a multiple of --seq-len")
     return args
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The reward: VPT Table 7
+# ---------------------------------------------------------------------------------------------------------------------
+
+# VPT Table 7: the reward for each item of the sequence, and how many of it are rewarded (None: no limit). The base
+# reward of a tier (1 wood and stone, 2 coal and torch, 4 iron, 8 diamond) is divided by the quantity rewarded, so that
+# farming a cheap item in bulk never pays more than making the next one.
+ITEM_REWARDS = {
+    "log": (1 / 8, 8), "planks": (1 / 20, 20), "stick": (1 / 16, 16), "crafting_table": (1, 1),
+    "wooden_pickaxe": (1, 1), "cobblestone": (1 / 11, 11), "stone_pickaxe": (1, 1), "furnace": (1, 1),
+    "coal": (2 / 5, 5), "torch": (1 / 8, 16), "iron_ore": (4 / 3, 3), "iron_ingot": (4 / 3, 3), "iron_pickaxe": (4, 1),
+    "diamond": (8 / 3, None), "diamond_pickaxe": (8, None),
+}
+
+
+def item_reward(inventory, high):
+    """The RL reward of one step from the inventory after it (VPT Table 7), for every backend alike.
+
+    inventory: {item: count}; high: float array (15,), the most of each item held so far this episode (start with
+    zeros). An item pays only for the part of its count above `high`, up to its cap, so dropping and picking it up
+    again pays nothing. Returns (reward, updated high)."""
+    reward, high = 0.0, high.copy()
+    for i, item in enumerate(ITEMS):
+        n = inventory.get(item, 0)
+        if n > high[i]:
+            per_item, cap = ITEM_REWARDS[item]
+            cap = math.inf if cap is None else cap
+            reward += per_item * (min(n, cap) - min(high[i], cap))
+            high[i] = n
+    return reward, high
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -132,7 +162,7 @@ def env_worker(remote, env_name, seeds, stride, max_steps, size):
     torch.set_num_threads(1)
     envs, highs, returns, episode = [], [], [], [0] * len(seeds)
     for s in seeds:
-        envs.append(common.make_env(env_name, seed=s, max_steps=max_steps, size=size))
+        envs.append(worlds.make_env(env_name, seed=s, max_steps=max_steps, size=size))
         highs.append(np.zeros(len(ITEMS)))
         returns.append(0.0)
     povs = [env.reset()["pov"] for env in envs]
@@ -148,7 +178,7 @@ def env_worker(remote, env_name, seeds, stride, max_steps, size):
         for i, env in enumerate(envs):
             obs, _, done, info = env.step(actions[i])
             # VPT Table 7: the reward comes from the inventory, the same function for every backend
-            reward, highs[i] = common.item_reward(obs["inventory"], highs[i])
+            reward, highs[i] = item_reward(obs["inventory"], highs[i])
             returns[i] += reward
             finished = None
             if done:
@@ -212,7 +242,10 @@ def action_logprob(pi, buttons, camera):
 
 
 def kl_to_pretrained(pi, pi_pre):
-    """KL(pi || pi_pretrained), summed over the two heads: sum_a p(a) (log p(a) - log p_pre(a)). VPT §4.4."""
+    """VPT §4.4's KL term, per step: KL(π_θ || π_pretrained) = Σ_a π_θ(a) (log π_θ(a) - log π_pretrained(a)), summed
+    over the two heads (buttons, camera), whose joint distribution is their product. The expectation is under the
+    policy being trained, so it penalises the policy for putting weight where the pretrained one puts little.
+    pi, pi_pre: log-probs {"buttons": (..., 8641), "camera": (..., 121)}; returns (...)."""
     return sum((logp.exp() * (logp - pi_pre[k])).sum(-1) for k, logp in pi.items())
 
 
@@ -284,10 +317,10 @@ def average_gradients(params, world):
     """What DistributedDataParallel does, by hand and in one message: every rank ends with the mean gradient. (DDP
     itself cannot be used here: the value pre-training changes which parameters train after it is built.)"""
     grads = [p.grad for p in params if p.grad is not None]
-    flat = torch._utils._flatten_dense_tensors(grads)
+    flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
-    for g, mean in zip(grads, torch._utils._unflatten_dense_tensors(flat / world, grads)):
-        g.copy_(mean)
+    for g, mean in zip(grads, (flat / world).split([g.numel() for g in grads])):
+        g.copy_(mean.view_as(g))
 
 
 def train(args, out, device, label="rl", rank=0, world=1):
@@ -305,11 +338,13 @@ def train(args, out, device, label="rl", rank=0, world=1):
     batch_size = num_envs * num_steps * world  # every rank runs num_envs environments
     num_iterations = max(args.total_steps // batch_size, 1)
     n_seq = num_steps // seq_len  # sequences per environment per rollout
-    start_iteration, history = 1, {"env_steps": [], "mean_return": [], "item_rates": [], "kl": [], "kl_coef": []}
+    start_iteration, history = 1, {"env_steps": [], "mean_return": [], "item_rates": [], "kl_pretrained": [],
+                                   "kl_coef": []}
     ckpt_path = out / "policy.pt"
     ckpt = common.resume_from(ckpt_path, policy, optimizer) if args.resume else None
     if ckpt:
         start_iteration, history = ckpt["step"] + 1, ckpt["history"]
+        history.setdefault("kl_pretrained", history.pop("kl", []))  # the key's name in older checkpoints
         print(f"[{label}] resuming from {ckpt_path} after iteration {ckpt['step']}")
 
     # CleanRL's storage, with frames for observations
@@ -356,7 +391,8 @@ def train(args, out, device, label="rl", rank=0, world=1):
                 pi, value, state = policy(x, first, state)
                 if pretrained is not None:
                     pi_pre, _, pre_state = pretrained(x, first, pre_state)
-                    pre_b[step], pre_c[step] = pi_pre["buttons"][:, 0].float().cpu(), pi_pre["camera"][:, 0].float().cpu()
+                    pre_b[step] = pi_pre["buttons"][:, 0].float().cpu()
+                    pre_c[step] = pi_pre["camera"][:, 0].float().cpu()
             pi = {k: v[:, 0].float() for k, v in pi.items()}
             a_b = torch.distributions.Categorical(logits=pi["buttons"]).sample()
             a_c = torch.distributions.Categorical(logits=pi["camera"]).sample()
@@ -404,7 +440,9 @@ def train(args, out, device, label="rl", rank=0, world=1):
                 logratio = newlogprob - logprobs[t_idx, e_idx].to(device)
                 ratio = logratio.exp()
                 with torch.no_grad():
-                    # http://joschu.net/blog/kl-approx.html
+                    # PPO's diagnostic, not a loss: how far this update has moved the policy from the one that
+                    # collected the rollout, KL(π_old || π_θ), estimated from the sampled actions
+                    # (http://joschu.net/blog/kl-approx.html)
                     old_approx_kl = (-logratio).mean()
                     approx_kl = ((ratio - 1) - logratio).mean()
                     clipfracs += [((ratio - 1.0).abs() > args.clip_coef).float().mean().item()]
@@ -413,12 +451,14 @@ def train(args, out, device, label="rl", rank=0, world=1):
                 if args.norm_adv:
                     mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
 
-                # policy loss
+                # PPO's clipped surrogate, with r = π_θ(a|o) / π_old(a|o) and A the normalised advantage:
+                #   L_clip = - E[ min(r A, clip(r, 1 - ε, 1 + ε) A) ]
                 pg_loss1 = -mb_advantages * ratio
                 pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
                 pg_loss = torch.max(pg_loss1, pg_loss2).mean()
 
-                # value loss, on normalised returns
+                # value loss, on normalised returns, clipped like the policy:
+                #   L_V = ½ E[ max((V - R)², (V_old + clip(V - V_old, -ε, ε) - R)²) ]
                 newvalue = newvalue.float()
                 target = policy.value_head.normalizer.normalize(returns[t_idx, e_idx].to(device))
                 old_value = policy.value_head.normalizer.normalize(values[t_idx, e_idx].to(device))
@@ -430,17 +470,19 @@ def train(args, out, device, label="rl", rank=0, world=1):
                 else:
                     v_loss = 0.5 * ((newvalue - target) ** 2).mean()
 
-                # VPT §4.4: instead of an entropy bonus, stay close to the frozen pretrained policy
+                # VPT §4.4: instead of an entropy bonus, stay close to the frozen pretrained policy,
+                #   L_KL = E[ KL(π_θ(·|o) || π_pretrained(·|o)) ]   on the rollout's frames
                 if pretrained is not None:
-                    kl = kl_to_pretrained(pi, {"buttons": pre_b[t_idx, e_idx].to(device),
-                                               "camera": pre_c[t_idx, e_idx].to(device)}).mean()
+                    kl_pretrained = kl_to_pretrained(pi, {"buttons": pre_b[t_idx, e_idx].to(device),
+                                                          "camera": pre_c[t_idx, e_idx].to(device)}).mean()
                 else:
-                    kl = torch.zeros((), device=device)
+                    kl_pretrained = torch.zeros((), device=device)
                 entropy_loss = entropy(pi).mean()
                 if value_only:
                     loss = v_loss * args.vf_coef  # the value head learns the returns before the policy moves
                 else:
-                    loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef + kl_coef * kl
+                    # L = L_clip - c_H H(π_θ) + c_V L_V + ρ_k L_KL, with ρ_k = kl_coef · kl_decay^k after k iterations
+                    loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef + kl_coef * kl_pretrained
 
                 optimizer.zero_grad()
                 loss.backward()
@@ -448,7 +490,7 @@ def train(args, out, device, label="rl", rank=0, world=1):
                     average_gradients(trainable, world)
                 torch.nn.utils.clip_grad_norm_(trainable, args.max_grad_norm)
                 optimizer.step()
-            stats = {"pg_loss": pg_loss.item(), "v_loss": v_loss.item(), "kl_pretrained": kl.item(),
+            stats = {"pg_loss": pg_loss.item(), "v_loss": v_loss.item(), "kl_pretrained": kl_pretrained.item(),
                      "entropy": entropy_loss.item(), "approx_kl": approx_kl.item(),
                      "old_approx_kl": old_approx_kl.item()}
         if not value_only:
@@ -463,11 +505,11 @@ def train(args, out, device, label="rl", rank=0, world=1):
         history["env_steps"].append(global_step)
         history["mean_return"].append(mean_return)
         history["item_rates"].append(rates)
-        history["kl"].append(stats["kl_pretrained"])
+        history["kl_pretrained"].append(stats["kl_pretrained"])
         history["kl_coef"].append(kl_coef)
         top = max([i for i, r in enumerate(rates) if r > 0], default=None)
         bar.set_postfix(ret=f"{mean_return:.2f}", eps=len(finished), best=ITEMS[top] if top is not None else "-",
-                        kl=f"{stats['kl_pretrained']:.3f}", clipfrac=f"{np.mean(clipfracs):.2f}",
+                        kl_pre=f"{stats['kl_pretrained']:.3f}", clipfrac=f"{np.mean(clipfracs):.2f}",
                         ev=f"{explained_var:.2f}", sps=int((global_step - (start_iteration - 1) * batch_size)
                                                            / (time.time() - start_time)))
         if rank == 0:
@@ -524,7 +566,7 @@ def run(args, out, device, label, rank=0, world=1):
     train_seconds = time.time() - start
     if rank != 0:
         return None, history
-    rates, info = common.evaluate_items(out / "policy.pt", args.env, args.eval_episodes, args.episode_steps,
+    rates, info = worlds.evaluate_items(out / "policy.pt", args.env, args.eval_episodes, args.episode_steps,
                                         temperature=args.temperature, seed=args.seed, desc=f"[{label}] evaluate")
     metrics = {"item_rates": rates, "mean_return": history["mean_return"][-1], "env_steps": history["env_steps"][-1],
                "train_seconds": round(train_seconds, 1), "world_size": world, **info}

@@ -28,14 +28,11 @@ Run `python common.py bench` to measure how fast recordings are read (decode + r
 `python common.py bench-model --kind policy --preset 1x` for a network's forward and training speed.
 """
 
-import argparse
 import dataclasses
-import importlib
 import json
 import math
 import os
 import pickle
-import time
 import warnings
 from pathlib import Path
 
@@ -220,34 +217,6 @@ ITEMS = [
     "log", "planks", "stick", "crafting_table", "wooden_pickaxe", "cobblestone", "stone_pickaxe", "furnace", "coal",
     "torch", "iron_ore", "iron_ingot", "iron_pickaxe", "diamond", "diamond_pickaxe",
 ]
-
-
-# VPT Table 7: the reward for each item of the sequence, and how many of it are rewarded (None: no limit). The base
-# reward of a tier (1 wood and stone, 2 coal and torch, 4 iron, 8 diamond) is divided by the quantity rewarded, so that
-# farming a cheap item in bulk never pays more than making the next one.
-ITEM_REWARDS = {
-    "log": (1 / 8, 8), "planks": (1 / 20, 20), "stick": (1 / 16, 16), "crafting_table": (1, 1), "wooden_pickaxe": (1, 1),
-    "cobblestone": (1 / 11, 11), "stone_pickaxe": (1, 1), "furnace": (1, 1), "coal": (2 / 5, 5), "torch": (1 / 8, 16),
-    "iron_ore": (4 / 3, 3), "iron_ingot": (4 / 3, 3), "iron_pickaxe": (4, 1), "diamond": (8 / 3, None),
-    "diamond_pickaxe": (8, None),
-}
-
-
-def item_reward(inventory, high):
-    """The RL reward of one step from the inventory after it (VPT Table 7), for every backend alike.
-
-    inventory: {item: count}; high: float array (15,), the most of each item held so far this episode (start with
-    zeros). An item pays only for the part of its count above `high`, up to its cap, so dropping and picking it up
-    again pays nothing. Returns (reward, updated high)."""
-    reward, high = 0.0, high.copy()
-    for i, item in enumerate(ITEMS):
-        n = inventory.get(item, 0)
-        if n > high[i]:
-            per_item, cap = ITEM_REWARDS[item]
-            cap = math.inf if cap is None else cap
-            reward += per_item * (min(n, cap) - min(high[i], cap))
-            high[i] = n
-    return reward, high
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -486,7 +455,7 @@ def resize_frame(frame, size):
     return cv2.resize(frame, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
-def _read_options(options_path):
+def read_options(options_path):
     if not options_path.exists():
         return None
     try:
@@ -500,7 +469,7 @@ def _segment_source(jsonl_path):
     name the source video ("video", relative to the jsonl's folder) and the frame its first line goes with ("start").
     Returns (video path, start frame, options)."""
     options_path = jsonl_path.parent / (jsonl_path.stem + "-options.json")
-    options = _read_options(options_path)
+    options = read_options(options_path)
     if not options or "video" not in options:
         raise RecordingError(f"{jsonl_path}: no video for these actions (expected {jsonl_path.with_suffix('.mp4').name} "
                              f"beside it, or {options_path.name} naming the source \"video\" and \"start\" frame)")
@@ -527,7 +496,7 @@ def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=Tru
         video_path, start, options = _segment_source(jsonl_path)
     else:
         video_path, jsonl_path, options_path = recording_paths(video_path, jsonl_path)
-        options = _read_options(options_path)
+        options = read_options(options_path)
     records = _read_jsonl(jsonl_path)[:max_frames]
     env_actions, null = json_to_env_actions(records)
     keep = ~null if skip_null else np.ones(len(records), dtype=bool)
@@ -621,7 +590,7 @@ def find_recordings(data):
         videos = list(Path(data).rglob("*.mp4"))
         for options_path in Path(data).rglob("*-options.json"):
             jsonl = options_path.with_name(options_path.name[:-len("-options.json")] + ".jsonl")
-            if jsonl.exists() and not jsonl.with_suffix(".mp4").exists() and "video" in (_read_options(options_path)
+            if jsonl.exists() and not jsonl.with_suffix(".mp4").exists() and "video" in (read_options(options_path)
                                                                                           or {}):
                 videos.append(jsonl)
         return sorted(videos)
@@ -630,33 +599,6 @@ def find_recordings(data):
             raise FileNotFoundError(f"{data}: no such file or folder")
         return [Path(data)]
     return sorted(Path(p) for p in data)
-
-
-class ContractorDataset:
-    """The recordings of a folder, read one at a time. With `skip_bad`, a recording that cannot be read is skipped with
-    a warning naming the file and the reason, and counted in `.skipped`, instead of stopping the run."""
-
-    def __init__(self, data, size=128, skip_null=True, skip_bad=False, pointer=True):
-        self.videos = find_recordings(data)
-        self.size, self.skip_null, self.skip_bad, self.pointer = size, skip_null, skip_bad, pointer
-        self.skipped = []  # (video path, reason)
-
-    def __len__(self):
-        return len(self.videos)
-
-    def __iter__(self):
-        self.skipped = []
-        for video in self.videos:
-            try:
-                yield load_contractor_episode(video, size=self.size, skip_null=self.skip_null, pointer=self.pointer)
-            except RecordingError as e:
-                if not self.skip_bad:
-                    raise
-                self.skipped.append((str(video), str(e)))
-                warnings.warn(f"skipping bad recording: {e}", stacklevel=2)
-        if self.skipped:
-            warnings.warn(f"skipped {len(self.skipped)} of {len(self.videos)} recordings (see warnings above)",
-                          stacklevel=2)
 
 
 def _as_action_arrays(actions, t_len=None):
@@ -1508,23 +1450,6 @@ def load_model(path, kind=None):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def add_training_flags(group):
-    """The flags every training stage (01, 04, 05) shares: where and how fast to run, and the seed."""
-    group.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    add_bf16_flag(group)
-    group.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
-    group.add_argument("--checkpoint-activations", action="store_true", help="recompute activations in the backward "
-                       "pass: less memory, about a third more compute (large presets)")
-    group.add_argument("--seed", type=int, default=0)
-
-
-def add_bf16_flag(group):
-    """--bf16 [auto|on|off]: bfloat16 autocast. `auto` (the default) turns it on where it is fast (see bf16_is_fast);
-    a bare --bf16 means on. setup_run turns the choice into a bool."""
-    group.add_argument("--bf16", nargs="?", const="on", default="auto", choices=["auto", "on", "off"],
-                       help="bfloat16 autocast (default auto: on for CUDA and for CPUs with bfloat16 instructions)")
-
-
 def bf16_is_fast(device):
     """Whether bfloat16 autocast speeds training up on this device: a CUDA GPU that supports it, or a CPU with native
     bfloat16 instructions (AVX512-BF16 or AMX: AMD Zen 4 and later, Intel Xeons since Cooper Lake), where oneDNN runs
@@ -1542,19 +1467,9 @@ def bf16_is_fast(device):
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def add_optimiser_flags(parser):
-    """The optimiser of the stages that fit a dataset (01, 04): AdamW, linear warm-up, cosine decay, gradient clipping.
-    Laptop-sized defaults; the paper's settings are in vpt-facts.md."""
-    group = parser.add_argument_group("optimiser")
-    group.add_argument("--lr", type=float, default=1e-3)
-    group.add_argument("--weight-decay", type=float, default=0.05)
-    group.add_argument("--warmup", type=int, default=50, help="steps of linear warm-up")
-    group.add_argument("--clip-grad", type=float, default=1.0, help="clip the gradient's norm to this")
-
-
 def make_optimizer(model, args):
     """AdamW over the model's trainable tensors, with weight decay on matrices only: not on norms and biases, and not
-    at all on frozen tensors (kept for OpenAI's layout, or by --freeze-cnn). Returns (optimizer, trainable tensors)."""
+    at all on frozen tensors (kept only for OpenAI's layout). Returns (optimizer, trainable tensors)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW([{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": args.weight_decay},
                                    {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}], lr=args.lr)
@@ -1603,7 +1518,7 @@ def recording_frames(path):
 
 
 def take_hours(paths, hours, seed=0):
-    """Recordings adding up to `hours` of frames at 20 Hz, for the data-size ablations (paper Fig. 2, 8, 9): taken in
+    """Recordings adding up to `hours` of frames at 20 Hz, for the data-size ablations (paper Fig. 3, 8, 9): taken in
     a seeded random order, so that every skill level is represented and a smaller set is part of every larger one."""
     paths = sorted(paths)
     chosen, frames = [], 0
@@ -1621,197 +1536,6 @@ def warmup_cosine(step, lr, warmup, steps):
         return lr * (step + 1) / warmup
     progress = (step - warmup) / max(steps - warmup, 1)
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
-
-
-# MineRL 1.0's HumanSurvival as VPT ran it (minerl-facts.md §2; OpenAI's ENV_KWARGS): these are also the defaults.
-MINERL_ENV_KWARGS = dict(resolution=[640, 360], fov_range=[70, 70], gamma_range=[2, 2], guiscale_range=[1, 1],
-                         cursor_size_range=[16, 16])
-_WOODS = ["oak", "spruce", "birch", "jungle", "acacia", "dark_oak"]
-# Minecraft 1.16's item names for each item of ITEMS: every kind of log (stripped ones too) counts as a log, and every
-# kind of planks as planks (minerl-facts.md §4); the other names are Minecraft's own.
-MINECRAFT_NAMES = {item: [item] for item in ITEMS}
-MINECRAFT_NAMES["log"] = [f"{w}_log" for w in _WOODS] + [f"stripped_{w}_log" for w in _WOODS]
-MINECRAFT_NAMES["planks"] = [f"{w}_planks" for w in _WOODS]
-
-
-def minecraft_items(inventory):
-    """MineRL's inventory ({name: 0-d array}, 976 names) -> {item of ITEMS: count}, variants summed."""
-    return {item: sum(int(inventory[n]) for n in names if n in inventory) for item, names in MINECRAFT_NAMES.items()}
-
-
-def _make_humansurvival():
-    """The real environment (needs MineRL 1.0, JDK 8 and a display; see README "Paper scale")."""
-    try:
-        from minerl.herobraine.env_specs.human_survival_specs import HumanSurvival
-    except ImportError as e:
-        raise SystemExit(f"--env minerl needs MineRL 1.0 ({e}); install it as README \"Paper scale\" says") from None
-    return HumanSurvival(**MINERL_ENV_KWARGS).make()
-
-
-class MineRLEnv:
-    """MineRL 1.0's HumanSurvival behind the interface toycraft.ToyCraft has, so that 04's evaluation and 05's RL run
-    the same code on both: obs {"pov": (size, size, 3) uint8, "inventory": {item of ITEMS: count}}, `.obtained`,
-    `.steps`, `.seed(s)` before `.reset()`, and the old gym 4-tuple from `.step()`.
-
-    What it takes care of (minerl-facts.md):
-    - pov: MineRL's (360, 640, 3) array has negative strides; it is resized (INTER_LINEAR, as VPT) into a new array;
-    - actions: every key sent as a Python int (Java parses them with parseInt), the camera as float32 [pitch, yaw];
-    - HumanSurvival has no time limit: the episode ends after max_steps here;
-    - death ends the episode (info["dead"]), and so does a lost connection (info["error"]): MineRL then returns a
-      random observation, which is never used; the last real one is returned instead;
-    - items: log and planks are the sum of their wood variants; `.obtained` as in toycraft (held at least once).
-    `make` builds the underlying env (default: HumanSurvival with VPT's settings; tests pass a fake). The Java process
-    starts at the first reset and is reused by later ones, each a new world (seeded if .seed was called)."""
-
-    def __init__(self, seed=0, max_steps=12_000, size=128, make=None):
-        self.env = (make or _make_humansurvival)()
-        self._seed, self.max_steps, self.size = seed, max_steps, size
-        self.steps, self.done, self.obtained = 0, True, np.zeros(len(ITEMS), dtype=bool)
-
-    def seed(self, seed):
-        self._seed = seed
-
-    def _convert(self, obs):
-        inventory = minecraft_items(obs["inventory"])
-        self.obtained |= np.array([inventory[i] > 0 for i in ITEMS])
-        return {"pov": resize_frame(np.ascontiguousarray(obs["pov"]), self.size), "inventory": inventory}
-
-    def reset(self):
-        self.env.seed(self._seed)  # MineRL forgets the seed after each reset: set it every time
-        self.steps, self.done = 0, False
-        self.obtained = np.zeros(len(ITEMS), dtype=bool)
-        self.last = self._convert(self.env.reset())
-        return self.last
-
-    def step(self, action):
-        if self.done:
-            raise RuntimeError("step() called on a finished episode; call reset()")
-        sent = {k: int(np.asarray(action.get(k, 0)).reshape(-1)[0]) for k in MINERL_KEYS if k != "camera"}
-        sent["camera"] = np.asarray(action.get("camera", (0, 0)), dtype=np.float32).reshape(-1)[:2]
-        obs, _, done, info = self.env.step(sent)
-        self.steps += 1
-        info = dict(info)
-        if "error" in info:
-            # the connection to Minecraft failed: MineRL's observation is random noise, keep the last real one
-            warnings.warn(f"MineRL: {info['error']}; the episode ends here", stacklevel=2)
-            self.done = True
-            return self.last, 0.0, True, info
-        life = obs.get("life_stats", {}).get("life")
-        info["dead"] = bool(done) or (life is not None and float(life) <= 0)
-        self.last = self._convert(obs)
-        self.done = info["dead"] or self.steps >= self.max_steps
-        return self.last, 0.0, self.done, info
-
-    def close(self):
-        self.env.close()
-
-
-def _minerl_factory():
-    """NANOVPT_MINERL_ENV="module:function" names a function returning a MineRL-API env, used instead of
-    HumanSurvival (another spec, or the tests' fake); it reaches worker processes through the environment."""
-    spec = os.environ.get("NANOVPT_MINERL_ENV")
-    if not spec:
-        return None
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def make_env(name, seed=0, max_steps=6000, size=64):
-    """The world a policy plays in, with MineRL's interface: "toy" (toycraft.ToyCraft, rendered at `size`) or "minerl"
-    (MineRL 1.0's HumanSurvival through MineRLEnv, frames resized to `size`). Either has `.obtained`, a bool per item
-    of ITEMS (obtained at least once this episode), `.steps`, and `.seed(s)` to choose the next reset's world."""
-    if name == "toy":
-        import toycraft
-
-        return toycraft.ToyCraft(seed=seed, size=size, max_steps=max_steps)
-    if name == "minerl":
-        return MineRLEnv(seed=seed, max_steps=max_steps, size=size, make=_minerl_factory())
-    raise ValueError(f"unknown env {name!r}: toy or minerl")
-
-
-def _rollout_worker(job):
-    """Play one episode per seed with one copy of a policy, sampling its actions (None: uniformly random joint
-    actions), `side_by_side` episodes at a time in one batch. Returns the items obtained in each episode, bool (n, 15),
-    the fraction of each episode's steps spent with a GUI open (NaN where the env does not say, from info["isGuiOpen"]),
-    and the first episode's frames if asked. Envs are reused from one wave to the next (env.seed, then env.reset): a
-    MineRL env is a Java process, so it plays its episodes one after another."""
-    policy_path, env_name, seeds, steps, temperature, keep_frames = job
-    torch.manual_seed(seeds[0])  # the policy's samples too: the same evaluation gives the same numbers
-    model = load_model(policy_path, kind="policy") if policy_path else None
-    if model is not None:
-        model.set_temperature(temperature)  # the heads give log-softmax(logits / temperature)
-    size = model.net_args["img_shape"][0] if model is not None else 64
-    side_by_side = len(seeds) if env_name == "toy" else 1
-    envs = [make_env(env_name, seed=s, max_steps=steps, size=size) for s in seeds[:side_by_side]]
-    rng = np.random.default_rng(seeds[0])
-    obtained, gui_fraction, frames = [], [], []
-    for wave in range(0, len(seeds), side_by_side):
-        playing = envs[:len(seeds[wave:wave + side_by_side])]
-        for env, s in zip(playing, seeds[wave:]):
-            env.seed(s)
-        obs = [env.reset() for env in playing]
-        n = len(playing)
-        state = model.initial_state(n) if model else None
-        first = torch.ones(n, 1, dtype=torch.bool)
-        done = np.zeros(n, bool)
-        in_gui, said = np.zeros(n), np.zeros(n)  # steps with a GUI open, steps whose info said either way
-        for _ in range(steps):
-            if model is not None:
-                x = torch.from_numpy(np.stack([resize_frame(o["pov"], size) for o in obs]))[:, None]  # (n, 1, H, W, 3)
-                with torch.no_grad():
-                    pi, _, state = model(x, first, state)
-                # sample the joint button class and the joint camera class (VPT §4.1)
-                action = {k: torch.distributions.Categorical(logits=v[:, 0]).sample().numpy() for k, v in pi.items()}
-            else:
-                action = {"buttons": rng.integers(N_BUTTON_CLASSES, size=n),
-                          "camera": rng.integers(N_CAMERA_CLASSES, size=n)}
-            env_actions = policy_to_env_action(action)
-            first[:] = False
-            for i, env in enumerate(playing):
-                if not done[i]:
-                    obs[i], _, done[i], info = env.step({k: v[i] for k, v in env_actions.items()})
-                    if "isGuiOpen" in info:
-                        in_gui[i] += bool(info["isGuiOpen"])
-                        said[i] += 1
-            if keep_frames and wave == 0:
-                frames.append(obs[0]["pov"])
-            if done.all():
-                break
-        obtained += [env.obtained.copy() for env in playing]
-        gui_fraction += list(np.where(said > 0, in_gui / np.maximum(said, 1), np.nan))
-    for env in envs:
-        getattr(env, "close", lambda: None)()
-    return np.stack(obtained), np.array(gui_fraction), (np.stack(frames) if keep_frames else None)
-
-
-def evaluate_items(policy_path, env_name, episodes, episode_steps, temperature=1.0, seed=0, workers=None,
-                   video_path=None, desc="evaluate"):
-    """VPT's item metric (Fig. 3, 4, 7): roll a policy out for `episodes` episodes of `episode_steps` steps in worker
-    processes and count, per episode, whether each item of ITEMS was obtained. policy_path None: uniformly random
-    actions. Evaluation worlds (seeds from 1,000,000) are never recorded in. Returns ({item: fraction of episodes},
-    {"episodes", "episode_steps", "gui_fraction" (mean share of steps with a GUI open; None if the env does not say),
-    "seconds"}); with video_path, one episode is saved as an mp4."""
-    from multiprocessing import get_context
-
-    from tqdm import tqdm
-
-    workers = max(1, min(workers or os.cpu_count() or 1, episodes))
-    seeds = [1_000_000 + seed * 10_000 + i for i in range(episodes)]
-    jobs = [(str(policy_path) if policy_path else None, env_name, seeds[w::workers], episode_steps, temperature,
-             w == 0 and video_path is not None) for w in range(workers)]
-    t0 = time.time()
-    # one thread per worker: the workers already use every core
-    with get_context("spawn").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        results = list(tqdm(pool.imap(_rollout_worker, jobs), total=workers, desc=desc, unit="worker"))
-    items = np.concatenate([r[0] for r in results])
-    gui = np.concatenate([r[1] for r in results])
-    if video_path is not None:
-        write_video(video_path, results[0][2])
-    rates = {item: float(items[:, i].mean()) for i, item in enumerate(ITEMS)}
-    # how much of its time the policy spends in a GUI: the toy contractors spend about a ninth of theirs there
-    gui_fraction = None if np.isnan(gui).all() else round(float(np.nanmean(gui)), 4)
-    return rates, {"episodes": len(items), "episode_steps": episode_steps, "gui_fraction": gui_fraction,
-                   "seconds": round(time.time() - t0, 1)}
 
 
 def write_video(path, frames, fps=RECORDING_FPS, codec="mp4v"):
@@ -1901,176 +1625,3 @@ def download_recordings(index, out, n=None, progress=True):
         bar.set_postfix(recordings=f"{i + 1}/{len(urls)}", missing=counts["missing"])
     bar.close()
     return counts
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Benchmark: how fast recordings are read
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _synthetic_recording(path, t_len, height, width, seed=0, codec="mp4v"):
-    """A recording with moving, textured frames (compresses like game footage, not like a still) and busy actions."""
-    rng = np.random.default_rng(seed)
-    texture = cv2.resize(rng.integers(0, 256, (height // 8, width // 4, 3), dtype=np.uint8), (width * 2, height),
-                         interpolation=cv2.INTER_NEAREST)
-    frames = np.stack([texture[:, (5 * t) % width:(5 * t) % width + width] for t in range(t_len + 1)])
-    actions = minerl_noop(t_len)
-    actions["forward"][:] = 1
-    actions["camera"][:] = rng.integers(-20, 21, (t_len, 2)) * CAMERA_SCALER
-    gui = np.zeros(t_len, dtype=bool)
-    gui[t_len // 2: t_len // 2 + t_len // 10] = True  # a tenth of the time in a GUI, so the cursor is drawn too
-    cursor = rng.uniform(0, RECORDER_HEIGHT, (t_len, 2))
-    return write_contractor_episode(path, frames, actions, gui_open=gui, cursor=cursor, codec=codec)
-
-
-def _decode_openai_order(path, size):
-    """The baseline: decode every frame, BGR->RGB at full size, then resize (OpenAI's data_loader order, no parsing)."""
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        cv2.cvtColor(frame, code=cv2.COLOR_BGR2RGB, dst=frame)
-        frames.append(resize_frame(frame, size))
-    cap.release()
-    return frames
-
-
-def bench(args):
-    """Frames/s of load_contractor_episode (decode + cursor + resize + action parsing) on one core, next to a
-    baseline that only decodes and resizes in OpenAI's order, timed alternately on the same file."""
-    import tempfile
-
-    cv2.setNumThreads(1)  # one reader per worker process is how training uses it; measure that
-    cases = [("640x360 mp4v -> 128x128 (contractor size)", 360, 640, 128, "mp4v"),
-             ("64x64 mp4v -> 64x64 (toy)", 64, 64, 64, "mp4v"),
-             ("64x64 FFV1 -> 64x64 (toy, lossless)", 64, 64, 64, "FFV1")]
-    t_len = 120 if args.smoke else 1200  # 1200 frames = one minute at 20 Hz
-    print(f"reading {t_len}-frame recordings, {args.repeats} repeats each, 1 thread")
-    print(f"  {'recording':44s} {'ours':>10s} {'baseline':>10s} {'ours/baseline':>14s}")
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, h, w, size, codec in cases:
-            path = _synthetic_recording(Path(tmp) / f"bench_{h}_{codec}.mp4", t_len, h, w, codec=codec)
-            ours, base = [], []
-            for _ in range(args.repeats):
-                start = time.perf_counter()
-                n = len(load_contractor_episode(path, size=size, skip_null=False))
-                ours.append(n / (time.perf_counter() - start))
-                start = time.perf_counter()
-                n = len(_decode_openai_order(path, size))
-                base.append(n / (time.perf_counter() - start))
-            ratio = np.median(np.array(ours) / np.array(base))
-            print(f"  {name:44s} {np.median(ours):10.0f} {np.median(base):10.0f} {ratio:14.2f}")
-    print("frames/s, medians; the baseline decodes and resizes only (no jsonl, no cursor)")
-
-
-def saved_activation_bytes(model, x, first, autocast=False):
-    """Bytes the autograd graph keeps for the backward pass of one training forward, parameters not counted (each
-    storage once): the activation memory of training, the same on any device."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    saved = {}
-
-    def pack(t):
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in params:
-            saved[ptr] = t.untyped_storage().nbytes()
-        return t
-
-    model.train()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
-            torch.autocast(x.device.type, torch.bfloat16, enabled=autocast):
-        model(x, first, model.initial_state(len(x), x.device))
-    return sum(saved.values())
-
-
-def bench_model(args):
-    """Frames/s of a model's forward pass (inference, memory carried) and of a training step (forward + backward), and
-    training memory: the activations kept for the backward pass per frame (any device), and on CUDA the step's peak
-    allocation, for each preset asked for. `--bf16 compare` times float32 and bfloat16 autocast in turns, repeat by
-    repeat, and prints the speed-up of bfloat16 (the median of the per-repeat ratios, robust on a shared machine)."""
-    device = torch.device(args.device)
-    modes = {"off": [False], "on": [True], "compare": [False, True]}[args.bf16]
-    print(f"{args.kind}, batch {args.batch}, {device}, {torch.get_num_threads()} threads, median of {args.repeats}"
-          + (", activation checkpointing" if args.checkpoint_activations else ""))
-    print(f"  {'preset':7s} {'autocast':8s} {'params':>8s} {'frames':>10s} {'forward f/s':>12s} {'train f/s':>10s} "
-          f"{'activations/frame':>18s} {'peak (CUDA)':>12s}")
-    for preset in args.preset.split(","):
-        model = make_model(args.kind, preset).to(device)
-        model.net.checkpoint_activations(args.checkpoint_activations)
-        h, w = model.net_args["img_shape"][:2]
-        t = args.timesteps or model.net_args["timesteps"]
-        x = torch.randint(0, 256, (args.batch, t, h, w, 3), dtype=torch.uint8, device=device)
-        first = torch.zeros(args.batch, t, dtype=torch.bool, device=device)
-
-        def forward(bf16):
-            with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-                model.eval()
-                model(x, first, model.initial_state(args.batch, device))
-
-        def train_step(bf16):
-            model.train()
-            with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-                pi, _, _ = model(x, first, model.initial_state(args.batch, device))
-            (pi["buttons"].float().mean() + pi["camera"].float().mean()).backward()
-            model.zero_grad(set_to_none=True)
-
-        peaks = {mode: 0 for mode in modes}  # CUDA: the most memory one call of each mode allocated at once
-
-        def timed(fn):
-            """Frames/s of fn(bf16) for each mode, the modes taking turns; the first round warms up. On CUDA, also the
-            peak memory of each mode (reset after every call, so that one mode's peak is not reported for the other)."""
-            times = {mode: [] for mode in modes}
-            for _ in range(args.repeats + 1):
-                for mode in modes:
-                    start = time.perf_counter()
-                    fn(mode)
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                    times[mode].append(time.perf_counter() - start)
-                    if device.type == "cuda":  # outside the timed span
-                        peaks[mode] = max(peaks[mode], torch.cuda.max_memory_allocated(device))
-                        torch.cuda.reset_peak_memory_stats(device)
-            return {mode: args.batch * t / np.array(ts[1:]) for mode, ts in times.items()}
-
-        fwd = timed(forward)
-        train = timed(train_step)  # its peak (backward included) is above the forward's, so peaks are training's
-        for mode in modes:
-            per_frame = saved_activation_bytes(model, x, first, mode) / (args.batch * t) / 2**20
-            peak = f"{peaks[mode] / 2**30:8.2f} GiB" if device.type == "cuda" else "-"
-            print(f"  {preset:7s} {'bf16' if mode else 'fp32':8s} {count_parameters(model) / 1e6:7.1f}M "
-                  f"{t:4d} x {h}px {np.median(fwd[mode]):12.1f} {np.median(train[mode]):10.1f} "
-                  f"{per_frame:14.2f} MiB {peak:>12s}")
-        if len(modes) == 2:
-            print(f"  {preset:7s} bf16 speed-up: forward x{np.median(fwd[True] / fwd[False]):.2f}, "
-                  f"training step x{np.median(train[True] / train[False]):.2f}")
-        model = x = None  # free this size before the next
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("bench", help="frames/s of reading contractor recordings")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--smoke", action="store_true", help="short recordings, for tests")
-    p = sub.add_parser("bench-model", help="frames/s of a model's forward pass and training step")
-    p.add_argument("--kind", default="policy", choices=["policy", "idm"])
-    p.add_argument("--preset", default="toy", help="one or more, comma-separated: toy,1x,2x,3x (policy), toy,4x (idm)")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--bf16", nargs="?", const="on", default="off", choices=["off", "on", "compare"],
-                   help="bfloat16 autocast; compare: time both and print the speed-up")
-    p.add_argument("--checkpoint-activations", action="store_true")
-    p.add_argument("--timesteps", type=int, default=None, help="frames per chunk (default: the preset's)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    if args.command == "bench":
-        bench(args)
-    elif args.command == "bench-model":
-        bench_model(args)
-
-
-if __name__ == "__main__":
-    main()

@@ -7,8 +7,8 @@ the wall time of each stage (which the Makefile logs in runs/times.tsv).
 
 `make paper-figures` runs the ablations behind VPT's claims on top of make toy's outputs, each once, into runs/paper/
 (a rerun skips the runs that finished), then plots them the way the paper does:
-    Fig. 2 left   IDM quality against hours of labelled contractor data        01 --sweep-hours
-    Fig. 2 right  BC on IDM pseudo-labels against BC on the labelled data alone 04 --data data/contractor
+    Fig. 3 left   IDM quality against hours of labelled contractor data        01 --sweep-hours
+    Fig. 3 right  BC on IDM pseudo-labels against BC on the labelled data alone 04 --data data/contractor
     Fig. 8 left   zero-shot items against hours of pseudo-labelled video        04 --data-hours
     Fig. 9        zero-shot items against the IDM's hours of training data      03 + 04 with each sweep IDM
     Fig. 7        RL from scratch, from BC without KL, from BC with KL          05 --ablations
@@ -31,12 +31,13 @@ from pathlib import Path
 import numpy as np
 
 import common
+import worlds
 
 ITEMS = common.ITEMS
 RUNS = Path("runs")
 PAPER_RUNS = RUNS / "paper"
 # the sizes each ablation is run at (toy hours); make toy's own runs add the largest point of each curve
-IDM_HOURS = [0.05, 0.15, 0.3]  # Fig. 2 left and Fig. 9: of the ~0.5 toy hours of contractor data
+IDM_HOURS = [0.05, 0.15, 0.3]  # Fig. 3 left and Fig. 9: of the ~0.5 toy hours of contractor data
 BC_HOURS = [0.15, 0.5]  # Fig. 8 left: of the ~1.4 toy hours of pseudo-labelled web video
 SHOWN = ["log", "planks", "stick", "crafting_table", "wooden_pickaxe", "cobblestone", "stone_pickaxe"]
 
@@ -58,7 +59,7 @@ def fmt(x, digits=3):
 def ablation_runs():
     """(what it is for, command, the file it writes last) for every run behind the paper's figures, in order."""
     py = [sys.executable]
-    runs = [("Fig. 2 left: one IDM per data size", py + ["01_idm.py", "--sweep-hours", ",".join(map(str, IDM_HOURS)),
+    runs = [("Fig. 3 left: one IDM per data size", py + ["01_idm.py", "--sweep-hours", ",".join(map(str, IDM_HOURS)),
                                                           "--out", str(PAPER_RUNS / "idm_sweep")],
              PAPER_RUNS / "idm_sweep" / "metrics.json")]
     for h in IDM_HOURS:
@@ -70,7 +71,7 @@ def ablation_runs():
                      py + ["04_bc.py", "--data", f"data/paper/labeled_{h:g}h", "--out",
                            str(PAPER_RUNS / f"bc_idm_{h:g}h")],
                      PAPER_RUNS / f"bc_idm_{h:g}h" / "metrics.json"))
-    runs.append(("Fig. 2 right: clone a policy on the contractor data alone",
+    runs.append(("Fig. 3 right: clone a policy on the contractor data alone",
                  py + ["04_bc.py", "--data", "data/contractor", "--out", str(PAPER_RUNS / "bc_contractor")],
                  PAPER_RUNS / "bc_contractor" / "metrics.json"))
     for h in BC_HOURS:
@@ -134,7 +135,7 @@ def _log_axis(ax, xs):
     ax.set_xticks(xs, [f"{x:.2f}" for x in xs])
 
 
-def plot_fig2_left(points, path):
+def plot_fig3_left(points, path):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     hours = [m["hours"] for m in points]
@@ -146,7 +147,7 @@ def plot_fig2_left(points, path):
     ax.text(hours[0], 0.915, "paper: 90.6% keypress accuracy", fontsize=7, color="grey")
     _log_axis(ax, hours)
     ax.set(xlabel="hours of labelled contractor data", ylabel="held-out score", ylim=(0, 1.05),
-           title="IDM quality against labelled data (Fig. 2 left)")
+           title="IDM quality against labelled data (Fig. 3 left)")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -154,7 +155,7 @@ def plot_fig2_left(points, path):
 
 
 def plot_bars(rates, path, title):
-    """Item rates of several policies side by side (the paper's Fig. 2 right / Fig. 4 style)."""
+    """Item rates of several policies side by side (the paper's Fig. 3 right / Fig. 4 style)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 3.4))
     width = 0.8 / len(rates)
@@ -189,19 +190,19 @@ def paper_figures():
     out = {}
     points = idm_points()
     if len(points) > 1:
-        plot_fig2_left(points, PAPER_RUNS / "fig2_left.png")
+        plot_fig3_left(points, PAPER_RUNS / "fig3_left.png")
         rows = ["| labelled hours | keypress accuracy | button F1 | camera accuracy | camera R² |",
                 "|---|---|---|---|---|"]
         rows += [f"| {m['hours']:.2f} | {m['button_accuracy']:.3f} | {m['button_f1']:.3f} | {m['camera_accuracy']:.3f} "
                  f"| {m['camera_r2']:.3f} |" for m in points]
-        out["Fig. 2 left: IDM quality against labelled hours"] = ("paper/fig2_left.png", rows)
+        out["Fig. 3 left: IDM quality against labelled hours"] = ("paper/fig3_left.png", rows)
     web, contractor = load(RUNS / "bc" / "metrics.json"), load(PAPER_RUNS / "bc_contractor" / "metrics.json")
     if web and contractor and "item_rates" in web and "item_rates" in contractor:
         rates = {f"IDM-labelled web video ({web.get('train_hours') or 0:.2f} h)": web["item_rates"],
                  f"contractor data alone ({contractor.get('train_hours') or 0:.2f} h)": contractor["item_rates"]}
-        plot_bars(rates, PAPER_RUNS / "fig2_right.png", "BC on IDM pseudo-labels vs the labelled data (Fig. 2 right)")
-        out["Fig. 2 right: BC on IDM labels against BC on the labelled data alone"] = (
-            "paper/fig2_right.png", _rates_table(rates))
+        plot_bars(rates, PAPER_RUNS / "fig3_right.png", "BC on IDM pseudo-labels vs the labelled data (Fig. 3 right)")
+        out["Fig. 3 right: BC on IDM labels against BC on the labelled data alone"] = (
+            "paper/fig3_right.png", _rates_table(rates))
     bc_data = [load(PAPER_RUNS / f"bc_data_{h:g}h" / "metrics.json") for h in BC_HOURS] + [web]
     bc_data = sorted([m for m in bc_data if m and "item_rates" in m and m.get("train_hours")],
                      key=lambda m: m["train_hours"])
@@ -245,7 +246,7 @@ def agent_gif(policy, path, steps=360, seed=1_000_000):
     at 6.7 frames/s (a third of real time's 20)."""
     from PIL import Image
 
-    _, _, frames = common._rollout_worker((str(policy), "toy", [seed], steps, 1.0, True))
+    _, _, frames = worlds.play_episodes((str(policy), "toy", [seed], steps, 1.0, True))
     clip = [Image.fromarray(f).resize((128, 128), Image.NEAREST) for f in frames[::3]]
     clip[0].save(path, save_all=True, append_images=clip[1:], duration=150, loop=0)
     return path

@@ -43,12 +43,10 @@ How ToyCraft departs from Minecraft (and MineRL):
 """
 
 import argparse
-import copy
 import heapq
 import json
 import math
 import os
-import time
 from pathlib import Path
 
 import cv2
@@ -1294,7 +1292,7 @@ def play_episode(seed, level, size=64, max_steps=6000, web=None):
                 hotbar=np.array(hotbar), extras=extras, env=env, player=player)
 
 
-def _draw_episodes(seed, n, mix):
+def draw_episodes(seed, n, mix):
     """The (world seed, player level) of each episode of a recording run: worlds seed, seed+1, ...; levels drawn from
     the mix."""
     rng = np.random.default_rng(seed)
@@ -1305,7 +1303,7 @@ def record_contractors(out, episodes, seed, size=64, max_steps=6000, mix=None, c
     """Write `episodes` toy contractor recordings (<stem>.mp4 + .jsonl + -options.json) into `out`."""
     out = Path(out)
     paths = []
-    for world, level in _progress(_draw_episodes(seed, episodes, mix or CONTRACTOR_MIX), progress,
+    for world, level in _progress(draw_episodes(seed, episodes, mix or CONTRACTOR_MIX), progress,
                                   "recording contractors"):
         ep = play_episode(world, level, size=size, max_steps=max_steps)
         options = {"world_seed": world, "size": size, "player": level, "style": ep["player"].style,
@@ -1402,7 +1400,7 @@ def record_web(out, videos, seed, size=64, max_steps=6000, mix=None, codec="mp4v
     the true actions and a per-frame "clean" label. No training code may read .truth files."""
     out = Path(out)
     paths = []
-    for world, level in _progress(_draw_episodes(seed, videos, mix or WEB_MIX), progress, "recording web videos"):
+    for world, level in _progress(draw_episodes(seed, videos, mix or WEB_MIX), progress, "recording web videos"):
         schedule = WebSchedule(np.random.default_rng([world, 99]), length=max_steps // 3)
         ep = play_episode(world, level, size=size, max_steps=max_steps, web=schedule)
         frames, actions, extras = [], [], []
@@ -1506,107 +1504,6 @@ def record_hours(out, hours, web=False, seed=0, workers=None, codec="mp4v", max_
     return frames
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# What the pixels show: how well could any IDM do?
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _replay(env, actions):
-    """The frames a copy of `env` shows after each of `actions` (fewer if the episode ends); `env` is left as it is."""
-    env, frames = copy.deepcopy(env), []
-    for action in actions:
-        obs, _, done, _ = env.step(action)
-        frames.append(obs["pov"])
-        if done:
-            break
-    return frames
-
-
-def press_shows(env, action, key, then=(), real=None):
-    """Would leaving `key` out of `action` change what the player sees, on the next frame or after the actions `then`?
-
-    `env` is the state before the step; `real` the frames that the unchanged actions give (replayed if None). A press
-    that changes nothing is invisible to any inverse dynamics model: pressing the slot already selected, holding jump
-    in mid-air, the second tick of a tap that only acts when pressed."""
-    real = _replay(env, [action, *then]) if real is None else real
-    without = {**action, key: np.zeros(2, np.float32) if key == "camera" else 0}
-    return not _same_frames(_replay(env, [without, *then]), real)
-
-
-def _same_frames(frames, real):
-    """Do two replays show the same pictures, pixel for pixel (as far as both go)?"""
-    return all(np.array_equal(a, b) for a, b in zip(frames, real))
-
-
-# every camera motion a recording can hold, in whole mouse counts (0.15 degrees), and its bin on each axis
-_MOTIONS = np.arange(-80, 81) * common.CAMERA_SCALER
-_MOTION_BINS = common.quantize_camera(_MOTIONS)
-
-
-def camera_bins_confused(env, action, axis, then=(), real=None):
-    """Which camera bins of one axis (0 pitch, 1 yaw) the frames cannot tell from the recorded motion's bin.
-
-    The recorded motion is moved to the nearest whole-count motion in the bin below and in the bin above, and the
-    world replayed: where the next frame and the `then` frames after it stay identical, pixel for pixel, no IDM can
-    tell those bins apart. Returns (the recorded bin, the bins confused with it, itself included). A one-count turn
-    is 0.12 pixels at 64x64 and lands in the null bin, two counts in the next: such turns show only where a texel edge
-    crosses a pixel centre, and in the GUI only where the pointer crosses a pixel."""
-    real = _replay(env, [action, *then]) if real is None else real
-    camera = np.asarray(action["camera"], np.float32).reshape(-1)[:2]
-    true_bin = int(common.quantize_camera(camera[axis]))
-    confused = [true_bin]
-    for other in (true_bin - 1, true_bin + 1):
-        if not 0 <= other < common.N_CAMERA_BINS:
-            continue
-        inside = _MOTIONS[_MOTION_BINS == other]
-        moved = camera.copy()
-        moved[axis] = inside.max() if other < true_bin else inside.min()  # the nearest motion in that bin
-        if _same_frames(_replay(env, [{**action, "camera": moved}, *then]), real):
-            confused.append(other)
-    return true_bin, sorted(confused)
-
-
-def visibility(episodes, seed=0, lookahead=2, mix=None):
-    """Replay the first `episodes` contractor episodes that record_hours(seed=seed) records. Ask press_shows of every
-    held button and every camera move, and camera_bins_confused of both camera axes of every frame.
-
-    Returns {"presses": {key: (times held, times it showed)}, "camera": [(GUI open, axis, recorded bin, bins confused
-    with it), one per frame and axis]}."""
-    counts = {k: [0, 0] for k in common.BUTTONS + ["camera"]}
-    camera = []
-    for s in range(seed, seed + episodes):
-        world, level = _draw_episodes(s, 1, mix or CONTRACTOR_MIX)[0]
-        actions = play_episode(world, level)["actions"]
-        env = ToyCraft(seed=world)
-        env.reset()
-        for t, action in enumerate(actions):
-            keys = [k for k in common.BUTTONS if np.asarray(action.get(k, 0)).reshape(-1)[0]]
-            keys += ["camera"] if np.any(np.asarray(action["camera"]) != 0) else []
-            then = actions[t + 1:t + 1 + lookahead]
-            real = _replay(env, [action, *then])
-            for k in keys:
-                counts[k][0] += 1
-                counts[k][1] += press_shows(env, action, k, then, real)
-            for axis in (0, 1):
-                camera.append((env.gui_open, axis, *camera_bins_confused(env, action, axis, then, real)))
-            env.step(action)
-    return {"presses": {k: tuple(v) for k, v in counts.items() if v[0]}, "camera": camera}
-
-
-def camera_ceiling(rows):
-    """The camera-bin accuracy of an IDM that reads every motion the pixels show and, where they show no difference
-    between bins, picks the bin most common on that axis (the marginal prior; an IDM that uses the context of nearby
-    turns may do a little better). rows: visibility()["camera"]. Returns {"all", "world", "gui": (share of frames,
-    ceiling accuracy)}."""
-    prior = np.zeros((2, common.N_CAMERA_BINS))
-    for _, axis, true_bin, _ in rows:
-        prior[axis, true_bin] += 1
-    right = np.array([max(confused, key=lambda b: prior[axis, b]) == true_bin for _, axis, true_bin, confused in rows])
-    gui = np.array([r[0] for r in rows], dtype=bool)
-    return {name: (float(m.mean()), float(right[m].mean()) if m.any() else float("nan"))
-            for name, m in (("all", np.ones_like(gui)), ("world", ~gui), ("gui", gui))}
-
-
 def _progress(iterable, enabled, desc):
     if not enabled:
         return iterable
@@ -1618,66 +1515,6 @@ def _progress(iterable, enabled, desc):
 # ---------------------------------------------------------------------------------------------------------------------
 # Command line: bench, record, players, demo, visibility
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-def _random_action(rng):
-    """Random MineRL actions for benchmarking: each button a coin flip, the camera within a policy's +-10 degrees."""
-    action = {k: int(rng.random() < 0.5) for k in common.MINERL_KEYS if k != "camera"}
-    action["camera"] = rng.uniform(-10, 10, 2).astype(np.float32)
-    return action
-
-
-def bench(args):
-    """Steps/s of ToyCraft and of Crafter (danijar's numpy Minecraft-like), side by side, random actions, 64x64."""
-    rng = np.random.default_rng(0)
-    env = ToyCraft(seed=0, size=args.size)
-    resets = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        env.reset()
-        resets.append(time.perf_counter() - t0)
-
-    def rate_toycraft():
-        env.reset()
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < args.seconds:
-            if env.step(_random_action(rng))[2]:
-                env.reset()
-            n += 1
-        return n / (time.perf_counter() - t0)
-
-    try:
-        import crafter
-    except ImportError:
-        crafter = None
-    if crafter is not None:
-        cenv = crafter.Env(size=(args.size, args.size), seed=0)
-        t0 = time.perf_counter()
-        cenv.reset()
-        crafter_reset = time.perf_counter() - t0
-
-        def rate_crafter():
-            cenv.reset()
-            n, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < args.seconds:
-                if cenv.step(int(rng.integers(cenv.action_space.n)))[2]:
-                    cenv.reset()
-                n += 1
-            return n / (time.perf_counter() - t0)
-
-    ours, theirs = [], []
-    for _ in range(args.repeats):  # alternate, so that machine noise hits both alike
-        ours.append(rate_toycraft())
-        if crafter is not None:
-            theirs.append(rate_crafter())
-    print(f"{args.size}x{args.size}, random actions, {args.repeats} x {args.seconds:.0f} s each, alternating, 1 process")
-    print(f"  ToyCraft  {np.median(ours):8.0f} steps/s   reset {1000 * np.median(resets):6.1f} ms")
-    if crafter is None:
-        print("  Crafter   not installed (pip install crafter) - no comparison")
-    else:
-        ratio = np.median(np.array(ours) / np.array(theirs))
-        print(f"  Crafter   {np.median(theirs):8.0f} steps/s   reset {1000 * crafter_reset:6.1f} ms")
-        print(f"  ToyCraft / Crafter = {ratio:.2f}x")
 
 
 def _episode_items(job):
@@ -1727,10 +1564,6 @@ def demo(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("bench", help="steps/s next to Crafter's, reset time")
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--repeats", type=int, default=3)
     p = sub.add_parser("record", help="toy contractor recordings (or, with --web, the toy internet)")
     p.add_argument("--out", required=True)
     p.add_argument("--episodes", type=int, default=10)
@@ -1749,16 +1582,9 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--max-steps", type=int, default=6000)
-    p = sub.add_parser("visibility", help="which contractor presses and camera bins change the picture: the best "
-                       "button F1 and camera-bin accuracy any IDM can reach")
-    p.add_argument("--episodes", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lookahead", type=int, default=2, help="also compare this many frames after the next one")
     args = parser.parse_args()
 
-    if args.command == "bench":
-        bench(args)
-    elif args.command == "record":
+    if args.command == "record":
         record = record_web if args.web else record_contractors
         paths = record(args.out, args.episodes, args.seed, size=args.size, max_steps=args.max_steps, codec=args.codec)
         print(f"wrote {len(paths)} recordings to {args.out}")
@@ -1772,18 +1598,6 @@ def main():
             Path(args.out).write_text(json.dumps(rates, indent=1))
     elif args.command == "demo":
         demo(args)
-    elif args.command == "visibility":
-        seen = visibility(args.episodes, args.seed, args.lookahead)
-        counts = seen["presses"]
-        # an IDM that labels every press that shows, and nothing else, has precision 1 and recall v: F1 = 2v / (1 + v)
-        best = {k: 2 * shown / (held + shown) for k, (held, shown) in counts.items()}
-        print(f"{'key':12s}{'held':>8s}{'shows':>8s}{'best F1':>9s}")
-        for k, (held, shown) in counts.items():
-            print(f"{k:12s}{held:8d}{shown / held:8.2f}{best[k]:9.2f}")
-        buttons = [best[k] for k in counts if k != "camera"]
-        print(f"mean best F1 over the {len(buttons)} buttons held: {np.mean(buttons):.2f}")
-        for name, (share, accuracy) in camera_ceiling(seen["camera"]).items():
-            print(f"best camera-bin accuracy, {name} frames ({share:.0%} of frames): {accuracy:.3f}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import common as c
-from test_idm import load_stage
+import worlds
+from conftest import load_stage
 
 bc = load_stage("04_bc.py")
 
@@ -134,13 +135,13 @@ class _FakeEnv:
 
 def test_rollouts_count_items_per_episode(monkeypatch):
     made = []
-    monkeypatch.setattr(c, "make_env", lambda name, seed, max_steps, size: made.append(seed) or
+    monkeypatch.setattr(worlds, "make_env", lambda name, seed, max_steps, size: made.append(seed) or
                         _FakeEnv(seed, max_steps))
     log, planks = c.ITEMS.index("log"), c.ITEMS.index("planks")
     # toy: all episodes side by side; minerl: one env (a Java process) playing its episodes one after another
     for env_name, envs_made in [("toy", 4), ("minerl", 1)]:
         made.clear()
-        items, gui, frames = c._rollout_worker((None, env_name, [0, 1, 2, 4], 3, 1.0, True))
+        items, gui, frames = worlds.play_episodes((None, env_name, [0, 1, 2, 4], 3, 1.0, True))
         assert items.shape == (4, len(c.ITEMS)) and frames.shape == (3, 64, 64, 3) and len(made) == envs_made
         assert np.isnan(gui[:3]).all() and gui[3] == pytest.approx(2 / 3)  # in a GUI on 2 of its 3 steps
         assert items[:, log].tolist() == [True, False, True, True]

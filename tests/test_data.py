@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 import common as c
-from conftest import ROOT
+from conftest import ROOT, load_stage
+
+idm_stage = load_stage("01_idm.py")
 
 
 def record(keys=(), buttons=(), new_buttons=(), dx=0, dy=0, gui=False, x=640.0, y=360.0, hotbar=0):
@@ -153,10 +155,6 @@ def test_cursor_drawn_on_gui_frames_only(tmp_path):
     # the 16x16 sprite starts at (180, 320) in the 640-wide frame, i.e. column 320 * 360/640 = 180 after resizing
     assert ys.min() >= 178 and ys.max() <= 198 and xs.min() >= 178 and xs.max() <= 190
     assert diff[2][:16, :12].max() > 60  # the top-left corner cursor is drawn too (clipped, not lost)
-    # pointer=False leaves it out (01_idm.py --gui-windows draws its own), and the positions stay in the records
-    bare = c.load_contractor_episode(tmp_path / "rec.mp4", size=360, pointer=False)
-    assert np.array_equal(bare.frames[0], plain) and np.array_equal(bare.frames[2], plain)
-    assert (bare.records[0]["mouse"]["x"], bare.records[2]["mouse"]["y"]) == (640.0, 0.0)
 
 
 def test_draw_cursor_sprite_and_clipping():
@@ -302,25 +300,23 @@ def test_unreadable_video(tmp_path):
         c.load_contractor_episode(tmp_path / "rec.mp4")
 
 
-def test_dataset_skips_bad_recordings_with_a_count(tmp_path):
+def test_idm_reader_skips_bad_recordings_with_a_count(tmp_path):
     for name in ("a", "b", "c"):
         write_raw(tmp_path, [record(dx=1)] * 2, grey_frames(2, 32, 32), name=name)
     (tmp_path / "b.jsonl").write_text("{not json\n")
-    strict = c.ContractorDataset(tmp_path, size=32)
     with pytest.raises(c.RecordingError, match=r"b\.jsonl:1"):
-        list(strict)
-    lenient = c.ContractorDataset(tmp_path, size=32, skip_bad=True)
+        c.load_contractor_episode(tmp_path / "b.mp4", size=32)
     with pytest.warns(UserWarning) as caught:
-        episodes = list(lenient)
+        recordings = idm_stage.load_recordings(c.find_recordings(tmp_path), 32)
     messages = [str(w.message) for w in caught]
     assert any("b.jsonl:1: malformed JSON" in m for m in messages)  # one warning per bad file, naming it
     assert messages[-1].startswith("skipped 1 of 3 recordings")  # and a count at the end
-    assert [ep.video_path.endswith(n) for ep, n in zip(episodes, ("a.mp4", "c.mp4"))] == [True, True]
-    assert len(lenient.skipped) == 1 and "b.jsonl:1" in lenient.skipped[0][1]
+    assert [r["path"].endswith(n) for r, n in zip(recordings, ("a.mp4", "c.mp4"))] == [True, True]
+    assert len(recordings) == 2 and recordings[0]["frames"].shape == (2, 32, 32, 3)
 
 
 def test_bench_smoke():
-    out = subprocess.run([sys.executable, "common.py", "bench", "--smoke", "--repeats", "1"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "tools/bench.py", "data", "--smoke", "--repeats", "1"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "frames/s" in out.stdout and "640x360" in out.stdout and "FFV1" in out.stdout

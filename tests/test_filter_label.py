@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import common as c
-from test_idm import load_stage
+from conftest import load_stage
 
 filter_stage = load_stage("02_filter.py")
 label_stage = load_stage("03_label.py")

@@ -1,6 +1,5 @@
 """The IDM's pieces: labelling windows and their stitching, the loss, the metrics, and learning on a tiny problem."""
 
-import importlib.util
 import math
 
 import numpy as np
@@ -8,16 +7,7 @@ import pytest
 import torch
 
 import common as c
-from conftest import ROOT
-
-
-def load_stage(name):
-    """Stage scripts start with a digit, so they are loaded from their path rather than imported by name."""
-    spec = importlib.util.spec_from_file_location(name.replace(".py", "").lstrip("0123456789_"), ROOT / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from conftest import load_stage
 
 idm_stage = load_stage("01_idm.py")
 
@@ -159,50 +149,3 @@ def test_rare_presses_anchor_more_windows():
 
     assert share_with_left(None) == pytest.approx(0.04, abs=0.012)
     assert share_with_left([weights]) == pytest.approx(0.091 + 0.909 * 0.04, abs=0.02)
-
-
-def test_pointer_sweeps_move_only_the_pointer_the_labelled_way():
-    # the probe's clips: a still GUI panel, and a pointer whose column moves by speed x 64/720 pixels a frame
-    for frames, speed in idm_stage.pointer_sweeps(64, speeds=(-30, 45), frames=8):
-        assert frames.shape == (8, 64, 64, 3)
-        changed = np.abs(frames.astype(int) - np.median(frames, axis=0).astype(int)).sum(-1) > 0
-        cols = [np.nonzero(m.any(0))[0].min() for m in changed]  # the pointer's left edge, its tip
-        assert np.allclose(np.diff(cols), speed * 64 / 720, atol=1.0) and changed.mean() < 0.02
-
-
-def test_fake_pointer_path_draws_the_pointer_where_its_labels_say():
-    # a recording whose frames 3..12 have a GUI open over a plain panel; the pool of moves turns the view by
-    # +-15 or +-45 mouse counts a frame (1.3-4 pixels at 64x64), so every move shows
-    n, s = 16, 64
-    gui = torch.zeros(n, dtype=torch.bool)
-    gui[3:13] = True
-    frames = torch.full((n, s, s, 3), 100, dtype=torch.uint8)
-    frames[~gui] = torch.randint(0, 255, (int((~gui).sum()), s, s, 3), dtype=torch.uint8)
-    cursor = torch.tensor([60.0, 660.0]).repeat(n, 1)  # near a corner: moves that would leave the screen are mirrored
-    camera = torch.randint(0, 11, (n, 2))
-    bare = torch.full((10, s, s, 3), 100, dtype=torch.uint8)
-    row = torch.full((n,), -1)
-    row[gui] = torch.arange(10)
-    rec = {"frames": frames, "camera": camera, "gui_open": gui, "bare": bare, "bare_row": row, "cursor": cursor}
-    counts = torch.tensor([[15.0, -45.0], [-45.0, 15.0], [45.0, 45.0]]).repeat(20, 1)  # (pitch, yaw) mouse counts
-    moves = counts * c.CAMERA_SCALER
-    # the pool: the moves of GUI frames whose next frame has the GUI open too (frames 3..11 here)
-    rec_degrees = {"degrees": torch.arange(2 * n, dtype=torch.float32).reshape(n, 2), "gui_open": gui}
-    assert torch.equal(idm_stage.pointer_moves([rec_degrees, rec_degrees]), rec_degrees["degrees"][3:12].repeat(2, 1))
-    pool_bins = {abs(int(b) - c.CAMERA_NULL_BIN) for b in c.quantize_camera(moves.numpy()).ravel()}
-    for seed in range(4):
-        out, cam = idm_stage.fake_pointer_path(rec, 0, n, moves, torch.Generator().manual_seed(seed))
-        assert torch.equal(out[~gui], frames[~gui]) and torch.equal(cam[~gui], camera[~gui])
-        assert torch.equal(cam[12], camera[12])  # the GUI's last frame: its move does not show, its label stays
-        tips = []
-        for t in range(3, 13):
-            changed = np.nonzero((out[t].numpy() != 100).any(-1))
-            tips.append((changed[1].min(), changed[0].min()))  # (x, y) of the sprite's top-left pixel
-        assert tips[0] == (5, 58)  # the path starts where the player's pointer was
-        for t in range(3, 12):
-            (x0, y0), (x1, y1) = tips[t - 3], tips[t - 2]
-            pitch_bin, yaw_bin = cam[t].tolist()
-            assert np.sign(x1 - x0) == np.sign(yaw_bin - c.CAMERA_NULL_BIN) != 0
-            assert np.sign(y1 - y0) == np.sign(pitch_bin - c.CAMERA_NULL_BIN) != 0
-            # the labels are moves of the pool, mirrored whole axes at a time
-            assert {abs(v - c.CAMERA_NULL_BIN) for v in cam[t].tolist()} <= pool_bins

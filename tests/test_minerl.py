@@ -1,4 +1,4 @@
-"""The MineRL 1.0 adapter (common.MineRLEnv) against a fake HumanSurvival with the real interface: observations,
+"""The MineRL 1.0 adapter (worlds.MineRLEnv) against a fake HumanSurvival with the real interface: observations,
 actions as the Java side parses them, step limit, death, lost connections, item counts, and 04/05's rollout loops."""
 
 import json
@@ -11,15 +11,18 @@ import numpy as np
 import pytest
 
 import common as c
+import worlds
 import fake_minerl
-from conftest import ROOT
+from conftest import ROOT, load_stage
+
+rl = load_stage("05_rl.py")
 
 TESTS = Path(__file__).resolve().parent
 
 
 def _env(**kwargs):
     fake = fake_minerl.FakeHumanSurvival(**{k: kwargs.pop(k) for k in ("die_at", "error_at") if k in kwargs})
-    return c.MineRLEnv(make=lambda: fake, **kwargs), fake
+    return worlds.MineRLEnv(make=lambda: fake, **kwargs), fake
 
 
 def test_observation_is_resized_and_items_summed_over_wood_kinds():
@@ -91,7 +94,7 @@ def test_reward_comes_from_the_minecraft_inventory():
     high, rewards = np.zeros(len(c.ITEMS)), []
     for _ in range(7):
         obs, *_ = env.step(c.minerl_noop())
-        r, high = c.item_reward(obs["inventory"], high)
+        r, high = rl.item_reward(obs["inventory"], high)
         rewards.append(r)
     # logs 1, then 3 (any wood), then planks 4, 8, sticks 4: Table 7's 1/8, 1/20 and 1/16 a piece
     assert np.allclose(rewards, [0, 1 / 8, 2 / 8, 0, 4 / 20, 4 / 20, 4 / 16])
@@ -102,7 +105,7 @@ def test_evaluation_rollouts_run_on_minerl(monkeypatch, tmp_path):
     monkeypatch.setenv("NANOVPT_MINERL_ENV", "fake_minerl:make")
     monkeypatch.setenv("PYTHONPATH", str(TESTS))
     monkeypatch.syspath_prepend(str(TESTS))
-    rates, info = c.evaluate_items(None, "minerl", episodes=3, episode_steps=8, workers=1)
+    rates, info = worlds.evaluate_items(None, "minerl", episodes=3, episode_steps=8, workers=1)
     assert rates["log"] == 1.0 and rates["planks"] == 1.0 and rates["stick"] == 1.0 and rates["cobblestone"] == 0.0
     assert info["episodes"] == 3 and info["gui_fraction"] == 0.0  # the fake says isGuiOpen False on every step
 

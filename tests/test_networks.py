@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import common as c
-from conftest import ROOT
+from conftest import ROOT, load_stage
+from tools import bench
 
 
 def frames(b, t, size=64, seed=0):
@@ -381,22 +382,21 @@ def test_activation_checkpointing_gives_the_same_gradients():
 
 
 def test_bench_model_prints_a_row_per_preset_and_autocast():
-    out = subprocess.run([sys.executable, str(ROOT / "common.py"), "bench-model", "--kind", "idm", "--preset", "toy",
-                          "--timesteps", "8", "--repeats", "1", "--checkpoint-activations", "--bf16", "compare"],
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "bench.py"), "model", "--kind", "idm", "--preset",
+                          "toy", "--timesteps", "8", "--repeats", "1", "--checkpoint-activations", "--bf16", "compare"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [line.split() for line in out.stdout.splitlines() if line.strip().startswith("toy")]
     assert [r[1] for r in rows] == ["fp32", "bf16", "bf16"] and "MiB" in rows[0] and "speed-up:" in rows[2]
 
 
-def test_bf16_flag_becomes_a_bool_in_setup_run():
-    import argparse
-    p = argparse.ArgumentParser()
-    c.add_training_flags(p)
+@pytest.mark.parametrize("stage", ["01_idm.py", "03_label.py", "04_bc.py", "05_rl.py"])
+def test_bf16_flag_becomes_a_bool_in_setup_run(stage):
+    parse_args = load_stage(stage).parse_args
     for argv, want in [([], c.bf16_is_fast("cpu")), (["--bf16"], True), (["--bf16", "on"], True),
                        (["--bf16", "off"], False)]:
-        args = p.parse_args(argv + ["--device", "cpu"])
-        c.setup_run(args)
+        args = parse_args(argv + ["--device", "cpu"])
+        c.setup_run(args, process_group=False)
         assert args.bf16 is want, argv
     assert c.bf16_is_fast("meta") is False  # neither CUDA nor CPU: no autocast unless asked for
 
@@ -405,8 +405,8 @@ def test_checkpointing_keeps_far_fewer_activations_for_backward():
     model = c.make_model("policy", "toy", hidsize=64, attention_heads=2, timesteps=8, attention_memory_size=16)
     x = torch.randint(0, 256, (2, 8, 64, 64, 3), dtype=torch.uint8)
     first = torch.zeros(2, 8, dtype=torch.bool)
-    full = c.saved_activation_bytes(model, x, first)
+    full = bench.saved_activation_bytes(model, x, first)
     model.net.checkpoint_activations(True)
-    assert c.saved_activation_bytes(model, x, first) < full / 10
+    assert bench.saved_activation_bytes(model, x, first) < full / 10
     # the CNN's activations alone: 16 channels at 64x64 in float32, more than once per frame
     assert full > 2 * 8 * 16 * 64 * 64 * 4

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import common as c
-from test_idm import load_stage
+from conftest import load_stage
 
 rl = load_stage("05_rl.py")
 
@@ -57,19 +57,19 @@ def test_kl_gradient_pulls_towards_the_pretrained_policy():
 def _run(counts_per_step, item):
     high, total = np.zeros(len(c.ITEMS)), 0.0
     for n in counts_per_step:
-        reward, high = c.item_reward({item: n}, high)
+        reward, high = rl.item_reward({item: n}, high)
         total += reward
     return total
 
 
 def test_reward_table_and_caps():
-    assert c.ITEM_REWARDS["log"] == (pytest.approx(1 / 8), 8) and c.ITEM_REWARDS["iron_pickaxe"] == (4, 1)
+    assert rl.ITEM_REWARDS["log"] == (pytest.approx(1 / 8), 8) and rl.ITEM_REWARDS["iron_pickaxe"] == (4, 1)
     assert _run(range(1, 13), "log") == pytest.approx(1.0)  # 12 logs, only 8 are paid: 8 x 1/8
     assert _run([1, 2, 3], "cobblestone") == pytest.approx(3 / 11)
     assert _run([1], "iron_pickaxe") == pytest.approx(4.0)
     assert _run([1, 2, 5], "diamond") == pytest.approx(5 * 8 / 3)  # no cap on diamonds
     # several items in one step each pay their own
-    reward, _ = c.item_reward({"log": 2, "crafting_table": 1}, np.zeros(len(c.ITEMS)))
+    reward, _ = rl.item_reward({"log": 2, "crafting_table": 1}, np.zeros(len(c.ITEMS)))
     assert reward == pytest.approx(2 / 8 + 1)
 
 

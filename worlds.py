@@ -1,0 +1,218 @@
+"""
+worlds.py: the worlds a policy plays in, and VPT's item metric.
+
+04_bc.py evaluates its policy zero-shot and 05_rl.py trains it with RL in the same worlds, through the same code:
+- "toy": toycraft.ToyCraft, the laptop-sized Minecraft of this repository;
+- "minerl": MineRL 1.0's HumanSurvival, real Minecraft, with the settings VPT played it at, behind ToyCraft's interface
+  (MineRLEnv below; docs/paper-scale.md says how to install it).
+
+Both take MineRL's action dict and return {"pov", "inventory"}, keep `.obtained` (which items of the diamond-pickaxe
+sequence the episode has obtained so far) and `.steps`, and choose the next reset's world with `.seed(s)`.
+`evaluate_items` is the paper's item metric (VPT §4.2, Fig. 4 and 7): play episodes, count which items each obtained.
+"""
+
+import importlib
+import os
+import time
+import warnings
+from multiprocessing import get_context
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import common
+import toycraft
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Real Minecraft: MineRL 1.0's HumanSurvival
+# ---------------------------------------------------------------------------------------------------------------------
+
+# MineRL 1.0's HumanSurvival as VPT ran it (minerl-facts.md §2; OpenAI's ENV_KWARGS): these are also the defaults.
+MINERL_ENV_KWARGS = dict(resolution=[640, 360], fov_range=[70, 70], gamma_range=[2, 2], guiscale_range=[1, 1],
+                         cursor_size_range=[16, 16])
+_WOODS = ["oak", "spruce", "birch", "jungle", "acacia", "dark_oak"]
+# Minecraft 1.16's item names for each item of common.ITEMS: every kind of log (stripped ones too) counts as a log,
+# and every kind of planks as planks (minerl-facts.md §4); the other names are Minecraft's own.
+MINECRAFT_NAMES = {item: [item] for item in common.ITEMS}
+MINECRAFT_NAMES["log"] = [f"{w}_log" for w in _WOODS] + [f"stripped_{w}_log" for w in _WOODS]
+MINECRAFT_NAMES["planks"] = [f"{w}_planks" for w in _WOODS]
+
+
+def minecraft_items(inventory):
+    """MineRL's inventory ({name: 0-d array}, 976 names) -> {item of common.ITEMS: count}, variants summed."""
+    return {item: sum(int(inventory[n]) for n in names if n in inventory) for item, names in MINECRAFT_NAMES.items()}
+
+
+def _make_humansurvival():
+    """The real environment (needs MineRL 1.0, JDK 8 and a display; see README "Paper scale")."""
+    try:
+        from minerl.herobraine.env_specs.human_survival_specs import HumanSurvival
+    except ImportError as e:
+        raise SystemExit(f"--env minerl needs MineRL 1.0 ({e}); install it as README \"Paper scale\" says") from None
+    return HumanSurvival(**MINERL_ENV_KWARGS).make()
+
+
+class MineRLEnv:
+    """MineRL 1.0's HumanSurvival behind the interface toycraft.ToyCraft has, so that 04's evaluation and 05's RL run
+    the same code on both: obs {"pov": (size, size, 3) uint8, "inventory": {item of common.ITEMS: count}}, `.obtained`,
+    `.steps`, `.seed(s)` before `.reset()`, and the old gym 4-tuple from `.step()`.
+
+    What it takes care of (minerl-facts.md):
+    - pov: MineRL's (360, 640, 3) array has negative strides; it is resized (INTER_LINEAR, as VPT) into a new array;
+    - actions: every key sent as a Python int (Java parses them with parseInt), the camera as float32 [pitch, yaw];
+    - HumanSurvival has no time limit: the episode ends after max_steps here;
+    - death ends the episode (info["dead"]), and so does a lost connection (info["error"]): MineRL then returns a
+      random observation, which is never used; the last real one is returned instead;
+    - items: log and planks are the sum of their wood variants; `.obtained` as in toycraft (held at least once).
+    `make` builds the underlying env (default: HumanSurvival with VPT's settings; tests pass a fake). The Java process
+    starts at the first reset and is reused by later ones, each a new world (seeded if .seed was called)."""
+
+    def __init__(self, seed=0, max_steps=12_000, size=128, make=None):
+        self.env = (make or _make_humansurvival)()
+        self._seed, self.max_steps, self.size = seed, max_steps, size
+        self.steps, self.done, self.obtained = 0, True, np.zeros(len(common.ITEMS), dtype=bool)
+
+    def seed(self, seed):
+        self._seed = seed
+
+    def _convert(self, obs):
+        inventory = minecraft_items(obs["inventory"])
+        self.obtained |= np.array([inventory[i] > 0 for i in common.ITEMS])
+        return {"pov": common.resize_frame(np.ascontiguousarray(obs["pov"]), self.size), "inventory": inventory}
+
+    def reset(self):
+        self.env.seed(self._seed)  # MineRL forgets the seed after each reset: set it every time
+        self.steps, self.done = 0, False
+        self.obtained = np.zeros(len(common.ITEMS), dtype=bool)
+        self.last = self._convert(self.env.reset())
+        return self.last
+
+    def step(self, action):
+        if self.done:
+            raise RuntimeError("step() called on a finished episode; call reset()")
+        sent = {k: int(np.asarray(action.get(k, 0)).reshape(-1)[0]) for k in common.MINERL_KEYS if k != "camera"}
+        sent["camera"] = np.asarray(action.get("camera", (0, 0)), dtype=np.float32).reshape(-1)[:2]
+        obs, _, done, info = self.env.step(sent)
+        self.steps += 1
+        info = dict(info)
+        if "error" in info:
+            # the connection to Minecraft failed: MineRL's observation is random noise, keep the last real one
+            warnings.warn(f"MineRL: {info['error']}; the episode ends here", stacklevel=2)
+            self.done = True
+            return self.last, 0.0, True, info
+        life = obs.get("life_stats", {}).get("life")
+        info["dead"] = bool(done) or (life is not None and float(life) <= 0)
+        self.last = self._convert(obs)
+        self.done = info["dead"] or self.steps >= self.max_steps
+        return self.last, 0.0, self.done, info
+
+    def close(self):
+        self.env.close()
+
+
+def _minerl_factory():
+    """NANOVPT_MINERL_ENV="module:function" names a function returning a MineRL-API env, used instead of
+    HumanSurvival (another spec, or the tests' fake); it reaches worker processes through the environment."""
+    spec = os.environ.get("NANOVPT_MINERL_ENV")
+    if not spec:
+        return None
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def make_env(name, seed=0, max_steps=6000, size=64):
+    """The world a policy plays in, with MineRL's interface: "toy" (toycraft.ToyCraft, rendered at `size`) or "minerl"
+    (MineRL 1.0's HumanSurvival through MineRLEnv, frames resized to `size`). Either has `.obtained`, a bool per item
+    of common.ITEMS (obtained at least once this episode), `.steps`, and `.seed(s)` to choose the next reset's world."""
+    if name == "toy":
+        return toycraft.ToyCraft(seed=seed, size=size, max_steps=max_steps)
+    if name == "minerl":
+        return MineRLEnv(seed=seed, max_steps=max_steps, size=size, make=_minerl_factory())
+    raise ValueError(f"unknown env {name!r}: toy or minerl")
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Rollouts: VPT's item metric
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def play_episodes(job):
+    """Play one episode per seed with one copy of a policy, sampling its actions (None: uniformly random joint
+    actions), `side_by_side` episodes at a time in one batch. Returns the items obtained in each episode, bool (n, 15),
+    the fraction of each episode's steps spent with a GUI open (NaN where the env does not say, from info["isGuiOpen"]),
+    and the first episode's frames if asked. Envs are reused from one wave to the next (env.seed, then env.reset): a
+    MineRL env is a Java process, so it plays its episodes one after another."""
+    policy_path, env_name, seeds, steps, temperature, keep_frames = job
+    torch.manual_seed(seeds[0])  # the policy's samples too: the same evaluation gives the same numbers
+    model = common.load_model(policy_path, kind="policy") if policy_path else None
+    if model is not None:
+        model.set_temperature(temperature)  # the heads give log-softmax(logits / temperature)
+    size = model.net_args["img_shape"][0] if model is not None else 64
+    side_by_side = len(seeds) if env_name == "toy" else 1
+    envs = [make_env(env_name, seed=s, max_steps=steps, size=size) for s in seeds[:side_by_side]]
+    rng = np.random.default_rng(seeds[0])
+    obtained, gui_fraction, frames = [], [], []
+    for wave in range(0, len(seeds), side_by_side):
+        playing = envs[:len(seeds[wave:wave + side_by_side])]
+        for env, s in zip(playing, seeds[wave:]):
+            env.seed(s)
+        obs = [env.reset() for env in playing]
+        n = len(playing)
+        state = model.initial_state(n) if model else None
+        first = torch.ones(n, 1, dtype=torch.bool)
+        done = np.zeros(n, bool)
+        in_gui, said = np.zeros(n), np.zeros(n)  # steps with a GUI open, steps whose info said either way
+        for _ in range(steps):
+            if model is not None:
+                povs = np.stack([common.resize_frame(o["pov"], size) for o in obs])
+                x = torch.from_numpy(povs)[:, None]  # (n, 1, H, W, 3)
+                with torch.no_grad():
+                    pi, _, state = model(x, first, state)
+                # sample the joint button class and the joint camera class (VPT §4.1)
+                action = {k: torch.distributions.Categorical(logits=v[:, 0]).sample().numpy() for k, v in pi.items()}
+            else:
+                action = {"buttons": rng.integers(common.N_BUTTON_CLASSES, size=n),
+                          "camera": rng.integers(common.N_CAMERA_CLASSES, size=n)}
+            env_actions = common.policy_to_env_action(action)
+            first[:] = False
+            for i, env in enumerate(playing):
+                if not done[i]:
+                    obs[i], _, done[i], info = env.step({k: v[i] for k, v in env_actions.items()})
+                    if "isGuiOpen" in info:
+                        in_gui[i] += bool(info["isGuiOpen"])
+                        said[i] += 1
+            if keep_frames and wave == 0:
+                frames.append(obs[0]["pov"])
+            if done.all():
+                break
+        obtained += [env.obtained.copy() for env in playing]
+        gui_fraction += list(np.where(said > 0, in_gui / np.maximum(said, 1), np.nan))
+    for env in envs:
+        getattr(env, "close", lambda: None)()
+    return np.stack(obtained), np.array(gui_fraction), (np.stack(frames) if keep_frames else None)
+
+
+def evaluate_items(policy_path, env_name, episodes, episode_steps, temperature=1.0, seed=0, workers=None,
+                   video_path=None, desc="evaluate"):
+    """VPT's item metric (Fig. 3, 4, 7): roll a policy out for `episodes` episodes of `episode_steps` steps in worker
+    processes and count, per episode, whether each item of common.ITEMS was obtained. policy_path None: uniformly random
+    actions. Evaluation worlds (seeds from 1,000,000) are never recorded in. Returns ({item: fraction of episodes},
+    {"episodes", "episode_steps", "gui_fraction" (mean share of steps with a GUI open; None if the env does not say),
+    "seconds"}); with video_path, one episode is saved as an mp4."""
+    workers = max(1, min(workers or os.cpu_count() or 1, episodes))
+    seeds = [1_000_000 + seed * 10_000 + i for i in range(episodes)]
+    jobs = [(str(policy_path) if policy_path else None, env_name, seeds[w::workers], episode_steps, temperature,
+             w == 0 and video_path is not None) for w in range(workers)]
+    t0 = time.time()
+    # one thread per worker: the workers already use every core
+    with get_context("spawn").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        results = list(tqdm(pool.imap(play_episodes, jobs), total=workers, desc=desc, unit="worker"))
+    items = np.concatenate([r[0] for r in results])
+    gui = np.concatenate([r[1] for r in results])
+    if video_path is not None:
+        common.write_video(video_path, results[0][2])
+    rates = {item: float(items[:, i].mean()) for i, item in enumerate(common.ITEMS)}
+    # how much of its time the policy spends in a GUI: a policy that drifts there rarely leaves to craft again
+    gui_fraction = None if np.isnan(gui).all() else round(float(np.nanmean(gui)), 4)
+    return rates, {"episodes": len(items), "episode_steps": episode_steps, "gui_fraction": gui_fraction,
+                   "seconds": round(time.time() - t0, 1)}
