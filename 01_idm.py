@@ -394,7 +394,8 @@ def main():
             metrics = metrics or evaluate(model.to(device), eval_recs, args.clip or model.net_args["timesteps"],
                                           device, args)
             metrics.update(hours=n_frames / (3600 * common.RECORDING_FPS), frames=n_frames,
-                           eval_frames=metrics["frames"], train_seconds=round(time.time() - start, 1), paper=PAPER)
+                           eval_frames=metrics["frames"], train_seconds=round(time.time() - start, 1), paper=PAPER,
+                           run=common.run_info(device))
             if hours is not None and args.steps > 0:
                 # each size's IDM is kept: the paper's Fig. 9 labels video with each and clones a policy on it
                 shutil.copy(args.out / "idm.pt", args.out / f"idm_{hours:g}h.pt")

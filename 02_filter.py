@@ -429,7 +429,7 @@ def main():
                "final_train_loss": float(np.mean(losses[-20:])), "videos": len(scores), "frames": total,
                "kept_fraction": kept / max(total, 1), "segments": len(out["segments"]),
                "train_seconds": round(train_seconds, 1), "score_frames_per_second": round(total / score_seconds),
-               "skipped_videos": len(skipped), "paper": PAPER}
+               "skipped_videos": len(skipped), "paper": PAPER, "run": common.run_info(device)}
     if args.env == "toy" and all(truth_path(v).exists() for v in scores):
         metrics["truth"] = truth_scores(segments, scores)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1))

@@ -292,7 +292,7 @@ def main():
                "frames_labelled_now": n_frames, "frames_per_second": round(n_frames / max(seconds, 1e-3), 1),
                "segments": len(labelled), "segments_already_labelled": skipped_done,
                "stale_segments_removed": removed, "window": window, "idm_sha256": idm_sha256,
-               "device": str(device), "problems": problems}
+               "device": str(device), "problems": problems, "run": common.run_info(device)}
     if args.env == "toy":
         scores = agreement(labelled, args.idm)
         if scores is not None:

@@ -412,7 +412,8 @@ def clone(args, data_dirs, out, device, rank, world, label):
         (out / "config.json").write_text(json.dumps(config, indent=1))
         print(f"[{label}] {len(train_paths)} recordings to train on, {len(eval_paths)} held out; "
               f"{config['parameters']:,} parameters")
-    metrics = {"data": [str(d) for d in data_dirs], "train_hours": config["train_hours"] if rank == 0 else None}
+    metrics = {"data": [str(d) for d in data_dirs], "train_hours": config["train_hours"] if rank == 0 else None,
+               "run": common.run_info(device)}
     if args.steps > 0:
         start = time.time()
         history, rates = train(args, model, train_paths, eval_paths, device, rank, world, out, f"[{label}] ")

@@ -569,7 +569,7 @@ def run(args, out, device, label, rank=0, world=1):
     rates, info = worlds.evaluate_items(out / "policy.pt", args.env, args.eval_episodes, args.episode_steps,
                                         temperature=args.temperature, seed=args.seed, desc=f"[{label}] evaluate")
     metrics = {"item_rates": rates, "mean_return": history["mean_return"][-1], "env_steps": history["env_steps"][-1],
-               "train_seconds": round(train_seconds, 1), "world_size": world, **info}
+               "train_seconds": round(train_seconds, 1), "world_size": world, **info, "run": common.run_info(device)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     plot_training({label: history}, out / "training.png")
     return metrics, history

@@ -2,33 +2,31 @@
 common.py: what two or more stages of nanoVPT share.
 
 VPT (Baker et al. 2022, arXiv 2206.11795) learns to play Minecraft from unlabelled video in five steps, one script each
-(01_idm.py ... 05_rl.py). They all speak the same two languages, and both live here:
+(01_idm.py ... 05_rl.py). They all speak the same languages, and those live here:
 
-1. **The action space** (paper §2 and Appendix D; facts: shared/reference/vpt-facts.md §1). A human plays Minecraft with a
-   keyboard and a mouse at 20 Hz. MineRL 1.0 exposes that as a dict of 24 keys: 23 buttons held (0/1) plus `camera`, a
-   mouse motion in degrees [d_pitch, d_yaw]. VPT's policy does not predict that dict directly. It predicts two categorical
-   variables: one joint class over all 8641 combinations of buttons that make sense together, and one joint class over the
-   121 (11 x 11) quantised camera motions. `env_to_policy_action` and `policy_to_env_action` translate, exactly as OpenAI's
-   code does, so that their released weights and our models mean the same thing by the same number.
-
-2. **The contractor data format** (paper §3.1, Appendix A; facts §2). OpenAI hired people to play and recorded their screen
-   (`<stem>.mp4`) next to what their keyboard and mouse did on every frame (`<stem>.jsonl`, one JSON object a frame).
-   Everything in nanoVPT is stored this way: toycraft's "contractor" recordings, and the pseudo-labels that 03_label.py
-   writes for web video. `load_contractor_episode` reads it as OpenAI's `data_loader.py` does; `write_contractor_episode`
+1. **The action space** (VPT §2 and Appendix D). A human plays Minecraft with a keyboard and a mouse at 20 Hz.
+   MineRL 1.0 exposes that as a dict of 24 keys: 23 buttons held (0/1) plus `camera`, a mouse motion in degrees
+   [d_pitch, d_yaw]. VPT's policy does not predict that dict directly. It predicts two categorical variables: one
+   joint class over the 8641 combinations of buttons that make sense together, and one over the 121 (11 x 11)
+   quantised camera motions.
+   `env_to_policy_action` and `policy_to_env_action` translate exactly as OpenAI's lib/actions.py does, so that their
+   released weights and our models mean the same thing by the same number.
+2. **The contractor data format** (VPT §3.1 and Appendix A). OpenAI paid people to play and recorded their screen
+   (`<stem>.mp4`) beside what their keyboard and mouse did on every frame (`<stem>.jsonl`, one JSON object a frame).
+   Everything in nanoVPT is stored this way: toycraft's contractor recordings, and the pseudo-labels that 03_label.py
+   writes for web video. `load_contractor_episode` reads it as OpenAI's data_loader.py does; `write_contractor_episode`
    writes it.
+3. **The networks** (VPT §4.1 and Appendix H): the ImpalaCNN + transformer trunk, the policy's and the IDM's heads,
+   with OpenAI's module names and sizes, so that their released .model/.weights files load; and our checkpoints.
+4. **Running a stage**: the device, seeds and torchrun (`setup_run`), the optimiser and its schedule, data-size
+   subsets (`take_hours`), and downloading OpenAI's contractor data from an index (`download_recordings`).
 
-3. **The networks** (paper §3.1, §4.1, Appendix H; facts §3): the ImpalaCNN + transformer trunk, the policy's and the
-   IDM's heads, OpenAI-compatible names and sizes, their .model/.weights files, our checkpoints.
-
-And the plumbing the stages share: running under torchrun (`setup_run`), the environments a policy plays in
-(`make_env`: toycraft, or real Minecraft through `MineRLEnv`, MineRL 1.0's adapter), the item metric and Table 7's
-reward (`evaluate_items`, `item_reward`), and downloading OpenAI's contractor data from an index (`download_recordings`).
-
-Run `python common.py bench` to measure how fast recordings are read (decode + resize, frames/s), and
-`python common.py bench-model --kind policy --preset 1x` for a network's forward and training speed.
+docs/openai-compat.md says where each piece departs from OpenAI's code, and why. The worlds a policy plays in and the
+item metric are in worlds.py; benchmarks of this file's reader and networks are in tools/bench.py.
 """
 
 import dataclasses
+import datetime
 import json
 import math
 import os
@@ -44,7 +42,7 @@ import torch.utils.checkpoint
 from torch import nn
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The action space (VPT §2, Appendix D; vpt-facts.md §1)
+# The action space (VPT §2, Appendix D; OpenAI's lib/actions.py and lib/action_mapping.py)
 # ---------------------------------------------------------------------------------------------------------------------
 
 # The 20 buttons the VPT models know, in the order of OpenAI's `Buttons.ALL`. The order matters: it is the column order
@@ -53,8 +51,8 @@ BUTTONS = [
     "attack", "back", "forward", "jump", "left", "right", "sneak", "sprint", "use", "drop", "inventory",
     "hotbar.1", "hotbar.2", "hotbar.3", "hotbar.4", "hotbar.5", "hotbar.6", "hotbar.7", "hotbar.8", "hotbar.9",
 ]
-# MineRL 1.0's HumanSurvival action dict has 24 keys (minerl-facts.md §2). VPT drops three of them: ESC (closes a GUI,
-# OpenAI's own pipeline replaced it by `inventory`), pickItem (middle mouse) and swapHands (F). They are never predicted.
+# MineRL 1.0's HumanSurvival action dict has 24 keys. VPT drops three of them: ESC (closes a GUI; OpenAI's own
+# pipeline replaced it by `inventory`), pickItem (middle mouse) and swapHands (F). They are never predicted.
 MINERL_KEYS = sorted(BUTTONS + ["ESC", "pickItem", "swapHands", "camera"])
 DROPPED_KEYS = ("ESC", "pickItem", "swapHands")
 
@@ -127,7 +125,7 @@ def env_to_policy_action(env_action):
     """MineRL action dict (values with a leading batch dim N, or unbatched scalars) -> VPT's joint action.
 
     Returns {"buttons": int64 (N,) in [0, 8641), "camera": int64 (N,) in [0, 121)}. The special cases are OpenAI's
-    (`CameraHierarchicalMapping.from_factored`, vpt-facts.md §1.3):
+    (lib/action_mapping.py, `CameraHierarchicalMapping.from_factored`):
     - several buttons of one group held: the one listed later in the group wins (hotbar.1 + hotbar.2 -> hotbar.2);
     - forward + back, or left + right, held together cancel to "none";
     - the camera meta-action is "camera" unless both axes fall in the null bin;
@@ -220,7 +218,7 @@ ITEMS = [
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The contractor data format (VPT §3.1, Appendix A; vpt-facts.md §2)
+# The contractor data format (VPT §3.1, Appendix A; OpenAI's data_loader.py and run_inverse_dynamics_model.py)
 # ---------------------------------------------------------------------------------------------------------------------
 
 # The recorder logs the keys held on every frame by their Minecraft names; these are the ones MineRL binds to actions.
@@ -275,7 +273,7 @@ def _sprite(art):
 CURSOR_RGB, CURSOR_ALPHA = _sprite(_CURSOR_ART)  # (16, 16) each
 
 # Shrunk below 6 pixels, the arrow blurs into a grey smudge on the grey GUI, which the toy networks learned to ignore
-# (README 01). Frames that small (toycraft's 64x64) get this 7-pixel arrow, drawn pixel by pixel instead: a stand-in
+# in training. Frames that small (toycraft's 64x64) get this 7-pixel arrow, drawn pixel by pixel instead: a stand-in
 # for the sharp pointer a player sees on a real screen.
 _SMALL_CURSOR_ART = """
 X.....
@@ -420,8 +418,8 @@ def json_to_env_actions(records):
                 actions[MOUSE_TO_ACTION[button]][t] = 1
                 null[t] = False
         # Kept as float degrees. OpenAI's code stores this in an integer array and so truncates it (5.85 -> 5, and any
-        # motion under 1 degree -> 0; their issue #54); their ">180 degrees -> 0" clamp sits in a branch where the
-        # motion is zero and never acts (issue #49). We do neither.
+        # motion under 1 degree -> 0, as reported on their repository); their ">180 degrees -> 0" clamp sits in a branch
+        # where the motion is zero and never acts. We do neither.
         camera[t] = (mouse["dy"] * CAMERA_SCALER, mouse["dx"] * CAMERA_SCALER)
         if mouse["dx"] != 0 or mouse["dy"] != 0:
             null[t] = False
@@ -451,7 +449,7 @@ def resize_frame(frame, size):
     """A frame (H, W, C) -> (size, size, C), as the VPT models were trained: cv2 INTER_LINEAR."""
     if frame.shape[0] == size and frame.shape[1] == size:
         return frame
-    # VPT §D / facts §2.4: bilinear, exactly cv2's INTER_LINEAR; the released models were trained on these pixels
+    # OpenAI's data_loader.py and agent.py: bilinear, exactly cv2's INTER_LINEAR; the released models saw these pixels
     return cv2.resize(frame, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
@@ -710,7 +708,7 @@ def write_actions_jsonl(jsonl_path, actions, gui_open=None, cursor=None, hotbar=
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The networks (VPT §4.1, Appendix H; vpt-facts.md §3)
+# The networks (VPT §4.1, Appendix H; OpenAI's lib/policy.py, lib/impala_cnn.py, lib/xf.py, lib/masked_attention.py)
 # ---------------------------------------------------------------------------------------------------------------------
 # One network family serves both models. A frame goes through an ImpalaCNN to a vector; a stack of transformer blocks
 # mixes the vectors of neighbouring frames; heads turn each frame's vector into action probabilities.
@@ -1031,7 +1029,7 @@ class ValueHead(nn.Module):
         return self.linear(x)[..., 0]  # normalised value, (B, T)
 
 
-# OpenAI's network arguments, shared by every released model (vpt-facts.md §3.5)
+# OpenAI's network arguments, shared by every released model (as their .model files hold them)
 _COMMON_NET_ARGS = dict(
     impala_chans=[16, 32, 32], impala_kwargs={"post_pool_groups": 1},
     init_norm_kwargs={"batch_norm": False, "group_norm_groups": 1}, pointwise_ratio=4, use_pointwise_layer=True,
@@ -1134,7 +1132,7 @@ class VPTNet(nn.Module):
         x, state = self.recurrent_layer(x, first, state)
         x = F.relu(x)
         # OpenAI's IDM computes lastlayer and throws it away (final_ln is applied to its input); their released IDM
-        # was trained that way, so we skip lastlayer for the IDM too (vpt-facts.md §3.7)
+        # was trained that way, so we skip lastlayer for the IDM too (lib/policy.py, InverseActionNet)
         if not self.is_idm:
             x = self.lastlayer(x)
         return self.final_ln(x), state
@@ -1338,7 +1336,7 @@ def load_openai_model(model_path, weights_path):
     the model and is left out. Any other missing, extra or misshapen tensor is an error naming the file and tensor.
     """
     kind, net_args, head_opts = read_model_file(model_path)
-    # OpenAI's agent defaults the temperature to 2 for policies when the file does not say (vpt-facts.md §3.4)
+    # OpenAI's agent.py defaults the temperature to 2 for policies when the file does not say
     temperature = float(head_opts.get("temperature", 2.0 if kind == "policy" else 1.0))
     model = VPTModel(kind, net_args, temperature)
     try:
@@ -1503,6 +1501,25 @@ def setup_run(args, process_group=True):
     return device, rank, world
 
 
+def run_info(device):
+    """Where and when a stage ran, for its metrics.json, so that every figure in docs/results.md says what it was
+    measured on: {"date": UTC day, "machine": the GPU, or the CPU with its core count and whether it has bfloat16
+    instructions (the toy stages run about twice as fast where it does)}."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        cpu = os.uname().machine if hasattr(os, "uname") else "CPU"
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
+        except (OSError, StopIteration):
+            cpuinfo = ""
+        bf16 = "avx512_bf16" in cpuinfo or "amx_bf16" in cpuinfo
+        what = f"{cpu}, {os.cpu_count()} cores, {'with' if bf16 else 'without'} bfloat16 instructions"
+    return {"date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(), "machine": what}
+
+
 def split_recordings(paths, held_out, seed):
     """Hold out whole recordings (never frames of a training recording) for evaluation: (train, held out), sorted."""
     paths = sorted(paths)
@@ -1558,7 +1575,7 @@ def write_video(path, frames, fps=RECORDING_FPS, codec="mp4v"):
 
 
 def read_index(index):
-    """One of OpenAI's index files (a path or URL; vpt-facts.md §5, minerl-facts.md §5) -> the URL of each recording
+    """One of OpenAI's index files (a path or URL; their README lists them) -> the URL of each recording
     without extension. Both layouts occur: relpaths with ".mp4" ("data/10.0/name.mp4", BASALT) and without ("8.0/name",
     the VPT README's example); basedir is joined with a single slash either way."""
     import urllib.request

@@ -1,9 +1,9 @@
 """
 report.py: the toy pipeline's results on one page, and the ablations behind the paper's claims.
 
-`make toy` ends here: this script reads what the five stages left in runs/ and writes runs/report.md, one table of
-each stage's headline numbers next to the paper's, every stage's figures, a first-person GIF of the final agent and
-the wall time of each stage (which the Makefile logs in runs/times.tsv).
+`make toy` ends here: this script reads what the five stages left in runs/ and writes runs/report.md: one table of
+each stage's headline numbers beside the paper's, each stage's details and figures, a first-person GIF of the final
+agent, and the wall time of each stage (which the Makefile logs in runs/times.tsv) with the machine and day it ran on.
 
 `make paper-figures` runs the ablations behind VPT's claims on top of make toy's outputs, each once, into runs/paper/
 (a rerun skips the runs that finished), then plots them the way the paper does:
@@ -15,9 +15,9 @@ the wall time of each stage (which the Makefile logs in runs/times.tsv).
 
 Commands:
     python report.py                          # runs/report.md (and runs/agent.gif) from what is in runs/
-    python report.py --readme                 # the same, copied into README.md's Results section and assets/results/
-    python report.py paper-figures            # the ablations (about 3 hours on 2 cores), then the report
-    python report.py paper-figures --smoke    # every ablation at smoke size: checks the machinery (a few minutes)
+    python report.py --docs                   # also docs/results.md, its figures, and the README's headline table
+    python report.py paper-figures            # the ablations (hours on 2 cores), then the report
+    python report.py paper-figures --smoke    # every ablation at smoke size: checks the machinery
 """
 
 import argparse
@@ -37,8 +37,9 @@ ITEMS = common.ITEMS
 RUNS = Path("runs")
 PAPER_RUNS = RUNS / "paper"
 # the sizes each ablation is run at (toy hours); make toy's own runs add the largest point of each curve
-IDM_HOURS = [0.05, 0.15, 0.3]  # Fig. 3 left and Fig. 9: of the ~0.5 toy hours of contractor data
-BC_HOURS = [0.15, 0.5]  # Fig. 8 left: of the ~1.4 toy hours of pseudo-labelled web video
+IDM_HOURS = [0.05, 0.15, 0.3]  # Fig. 3 left and Fig. 9: below 01's default of 0.5 toy hours of contractor data
+BC_HOURS = [0.15, 0.5]  # Fig. 8 left: below the pseudo-labelled hours that 02 keeps of its 4 toy hours of web video
+DOCS = Path("docs")
 SHOWN = ["log", "planks", "stick", "crafting_table", "wooden_pickaxe", "cobblestone", "stone_pickaxe"]
 
 
@@ -240,6 +241,8 @@ def _rates_table(rates, extra=None):
 # The report
 # ---------------------------------------------------------------------------------------------------------------------
 
+STAGES = {"01_idm": "idm", "02_filter": "filter", "03_label": "label", "04_bc": "bc", "05_rl": "rl"}  # times -> runs/
+
 
 def agent_gif(policy, path, steps=360, seed=1_000_000):
     """One first-person episode of a policy in an evaluation world (never recorded in): every third frame, 128 px,
@@ -265,21 +268,37 @@ def stage_times(path):
     return times
 
 
-def times_table(times, what):
-    rows = [f"| {what} | minutes |", "|---|---|"] + [f"| {run} | {seconds / 60:.1f} |" for run, seconds in times.items()]
-    return rows + [f"| all | {sum(times.values()) / 60:.1f} |", ""]
+def run_of(metrics):
+    """Where and when a run ran ({"machine", "date"}: common.run_info, kept in its metrics.json); for 05's
+    --ablations, which holds one metrics dict per arm, the first arm's. None if the run did not say."""
+    if not isinstance(metrics, dict):
+        return None
+    if isinstance(metrics.get("run"), dict):
+        return metrics["run"]
+    return next((v["run"] for v in metrics.values() if isinstance(v, dict) and isinstance(v.get("run"), dict)), None)
+
+
+def where(info):
+    return f"{info['machine']}, {info['date']}" if info else "not recorded"
+
+
+def times_table(times, what, runs=None):
+    """Minutes of each run, and the machine and day it ran on where its metrics say (runs: {run: metrics})."""
+    runs = runs or {}
+    rows = [f"| {what} | minutes | measured on |", "|---|---|---|"]
+    rows += [f"| {run} | {seconds / 60:.1f} | {where(run_of(runs.get(run))) if run in runs else ''} |"
+             for run, seconds in times.items()]
+    return rows + [f"| all | {sum(times.values()) / 60:.1f} | |", ""]
+
+
+def got(rates):
+    return ", ".join(f"{i.replace('_', ' ')} {rates[i]:.2f}" for i in ITEMS if rates.get(i)) or "nothing"
 
 
 def headline(runs):
     """The table of each stage's numbers next to the paper's."""
     idm, filt, label, bc, rl = (runs.get(k) or {} for k in ("idm", "filter", "label", "bc", "rl"))
     truth = filt.get("truth", {})
-    bc_rates, rl_rates = bc.get("item_rates", {}), rl.get("item_rates", {})
-    random_rates = bc.get("random_item_rates", {})
-
-    def got(rates):
-        return ", ".join(f"{i.replace('_', ' ')} {rates[i]:.2f}" for i in ITEMS if rates.get(i)) or "nothing"
-
     return [
         "| stage | measure | toy | paper |",
         "|---|---|---|---|",
@@ -292,42 +311,91 @@ def headline(runs):
         f"| 02 filter | fraction of web video kept | {fmt(filt.get('kept_fraction'))} | ~0.26 (70k of 270k hours) |",
         f"| 03 label | pseudo-labels against the truth: button F1 / camera accuracy | {fmt(label.get('button_f1'))} / "
         f"{fmt(label.get('camera_accuracy'))} | cannot be measured (no truth) |",
-        f"| 04 BC | zero-shot items, {bc.get('episodes', '?')} episodes | {got(bc_rates)} | chops trees, crafts "
-        f"planks and crafting tables (Fig. 4) |",
-        f"| 04 BC | random actions, same episodes | {got(random_rates)} | |",
-        f"| 05 RL | items after RL with KL, {rl.get('episodes', '?')} episodes | {got(rl_rates)} | diamond pickaxe "
-        f"in 2.5% of episodes (Fig. 7) |",
+        f"| 04 BC | zero-shot items, {bc.get('episodes', '?')} episodes | {got(bc.get('item_rates', {}))} | chops "
+        f"trees, crafts planks and crafting tables (Fig. 4) |",
+        f"| 04 BC | random actions, same episodes | {got(bc.get('random_item_rates', {}))} | |",
+        f"| 05 RL | items after RL with KL, {rl.get('episodes', '?')} episodes | {got(rl.get('item_rates', {}))} | "
+        f"diamond pickaxe in 2.5% of episodes (Fig. 7) |",
     ]
 
 
-def write_report(path, asset_dir=None):
-    """runs/report.md (asset_dir None), or the README's version of it with images copied to asset_dir."""
-    runs = {k: load(RUNS / d / "metrics.json") for k, d in
-            [("idm", "idm"), ("filter", "filter"), ("label", "label"), ("bc", "bc"), ("rl", "rl")]}
+def stage_details(runs):
+    """A few lines per stage beyond the headline: what each measured, from its metrics.json."""
+    idm, filt, label, bc, rl = (runs.get(k) or {} for k in ("idm", "filter", "label", "bc", "rl"))
+    lines = []
+    if idm:
+        lines += ["### 01: the inverse dynamics model", "",
+                  f"Trained on {idm.get('hours', 0):.2f} toy hours ({idm.get('frames', 0):,} frames), scored on "
+                  f"{idm.get('eval_frames', 0):,} frames of held-out recordings, every frame counted. Camera-bin "
+                  f"accuracy without a GUI open {fmt(idm.get('camera_accuracy_world'))}, with one "
+                  f"{fmt(idm.get('camera_accuracy_gui'))} (there the mouse moves a small pointer, not the view).", "",
+                  "| button | presses held out | F1 |", "|---|---|---|"]
+        lines += [f"| {b} | {v['pressed']:,} | {v['f1']:.2f} |" for b, v in idm.get("per_button", {}).items()
+                  if v["pressed"]]
+        lines += [""]
+    if filt:
+        t = filt.get("truth", {})
+        lines += ["### 02: the clean-video filter", "",
+                  f"Held-out labelled frames ({filt.get('held_out_frames', 0):,}, whole videos held out): accuracy "
+                  f"{fmt(filt.get('accuracy'))}, precision {fmt(filt.get('precision'))}, recall "
+                  f"{fmt(filt.get('recall'))}. All {t.get('frames', 0):,} frames of web video against the hidden "
+                  f"truth: accuracy {fmt(t.get('accuracy'))}, precision {fmt(t.get('precision'))}, recall "
+                  f"{fmt(t.get('recall'))}; kept {fmt(filt.get('kept_fraction'))} of the video in "
+                  f"{filt.get('segments', 0)} segments, where {fmt(t.get('clean_fraction'))} is truly clean.", ""]
+    if label:
+        held = label.get("idm_held_out") or {}
+        lines += ["### 03: the pseudo-labels", "",
+                  f"{label.get('frames', 0):,} frames in {label.get('segments', 0)} segments. Against the hidden "
+                  f"truth: button F1 {fmt(label.get('button_f1'))}, camera-bin accuracy "
+                  f"{fmt(label.get('camera_accuracy'))}, against the IDM's own held-out {fmt(held.get('button_f1'))} "
+                  f"and {fmt(held.get('camera_accuracy'))}.", ""]
+    if bc:
+        lines += ["### 04: the foundation policy, zero-shot", "",
+                  f"Cloned on {bc.get('train_hours') or 0:.2f} hours of pseudo-labelled video "
+                  f"({bc.get('frames_trained', 0):,} frames trained on); held-out loss "
+                  f"{fmt(bc.get('held_out_loss'))} nats a frame; share of evaluation steps in a GUI "
+                  f"{fmt(bc.get('gui_fraction'), 2)}.", "",
+                  *_rates_table({"BC policy": bc.get("item_rates", {}),
+                                 "random actions": bc.get("random_item_rates", {})}), ""]
+    if rl:
+        lines += ["### 05: after RL with the KL term", "",
+                  f"{rl.get('env_steps', 0):,} environment steps; mean return of the last training episodes "
+                  f"{fmt(rl.get('mean_return'), 2)}; share of evaluation steps in a GUI "
+                  f"{fmt(rl.get('gui_fraction'), 2)}.", "", *_rates_table({"RL policy": rl.get("item_rates", {})}), ""]
+    return lines
+
+
+def write_report(image_dir=None):
+    """The report's markdown. image_dir None: images are linked where they lie in runs/ (runs/report.md); else they
+    are copied into image_dir and linked relative to its parent (docs/results.md and docs/results/)."""
+    runs = {k: load(RUNS / d / "metrics.json") for k, d in STAGES.items()}
+    by_name = {d: runs[k] for k, d in STAGES.items()}
     times = stage_times(RUNS / "times.tsv")
 
     def image(rel, alt):
         src = RUNS / rel
         if not src.exists():
             return []
-        if asset_dir is None:
+        if image_dir is None:
             return [f"![{alt}]({rel})", ""]
-        dst = Path(asset_dir) / rel.replace("/", "_")
+        dst = Path(image_dir) / rel.replace("/", "_")
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src, dst)
-        return [f"![{alt}]({dst.as_posix()})", ""]
+        return [f"![{alt}]({dst.relative_to(Path(image_dir).parent).as_posix()})", ""]
 
-    lines = ["## The toy pipeline's headline numbers", "", *headline(runs), ""]
+    lines = ["## The toy pipeline's headline numbers", "", *headline(by_name), ""]
     if times:
-        lines += ["Wall time of each stage (`make toy`):", "", *times_table(times, "stage")]
-    lines += ["## Figures of each stage", ""]
+        lines += ["Wall time of each stage (`make toy`):", "", *times_table(times, "stage", runs)]
+    lines += ["## Each stage", "", *stage_details(by_name), "## Figures of each stage", ""]
     for rel, alt in [("agent.gif", "the final agent, first person"), ("idm/loss.png", "01: IDM training"),
                      ("filter/examples.png", "02: clean and unclean frames"),
                      ("bc/item_rates.png", "04: zero-shot item rates"), ("rl/training.png", "05: RL training")]:
         lines += image(rel, alt)
     figures = paper_figures() if PAPER_RUNS.exists() else {}
     if figures:
-        lines += ["## The paper's ablations (`make paper-figures`)", ""]
+        lines += ["## The paper's ablations (`make paper-figures`)", "",
+                  "Each policy is one training run, evaluated on 24 episodes (05: 16), so an item rate moves by about "
+                  "±0.1 between runs.", ""]
         smoke = [c.parent.name for c in PAPER_RUNS.rglob("config.json") if (load(c) or {}).get("smoke")]
         if smoke:
             lines += [f"**Smoke-size runs** ({', '.join(sorted(set(smoke)))}): these check that the ablations run; "
@@ -336,29 +404,37 @@ def write_report(path, asset_dir=None):
             lines += [f"### {title}", "", *image(png, title), *rows, ""]
         paper_times = stage_times(PAPER_RUNS / "times.tsv")
         if paper_times:
+            done = {path.parent.name: load(path) for _, _, path in ablation_runs()}
             lines += ["Wall time of each ablation run (`make paper-figures`, its latest run of each):", "",
-                      *times_table(paper_times, "run")]
-    text = "\n".join(lines) + "\n"
-    if asset_dir is None:
-        Path(path).write_text("# nanoVPT toy report\n\n" + text)
-    return text
+                      *times_table(paper_times, "run", done)]
+    return "\n".join(lines) + "\n"
 
 
-def update_readme(text, readme=Path("README.md")):
-    """Replace what sits between the Results markers of README.md."""
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
+def write_docs(text):
+    """docs/results.md (the whole report), and the README's headline table between its results markers."""
+    (DOCS / "results.md").write_text(
+        "# Results\n\nWritten by `python report.py --docs` from the runs of `make toy` and `make paper-figures`; "
+        "do not edit by hand. Each number is one run at the default flags; the machine and day of each run are in "
+        "the tables of wall times.\n\n" + text)
+    runs = {d: load(RUNS / d / "metrics.json") for d in STAGES.values()}
+    measured = sorted({where(run_of(m)) for m in runs.values() if m})
+    table = "\n".join(headline(runs)) + f"\n\nMeasured on {'; '.join(measured) or 'an unknown machine'}. Every " \
+                                        "figure, the details of each stage and the paper's ablations: " \
+                                        "[docs/results.md](docs/results.md).\n"
+    readme, start, end = Path("README.md"), "<!-- results:start -->", "<!-- results:end -->"
     body = readme.read_text()
     if start not in body or end not in body:
         raise SystemExit(f"report.py: {readme} has no {start} ... {end} markers")
     head, rest = body.split(start, 1)
-    readme.write_text(head + start + "\n" + text.replace("## ", "### ") + end + rest.split(end, 1)[1])
+    readme.write_text(head + start + "\n" + table + end + rest.split(end, 1)[1])
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", nargs="?", default="report", choices=["report", "paper-figures"])
     p.add_argument("--smoke", action="store_true", help="paper-figures: every ablation at smoke size")
-    p.add_argument("--readme", action="store_true", help="also write README.md's Results section (assets/results/)")
+    p.add_argument("--docs", action="store_true", help="also write docs/results.md (figures in docs/results/) and "
+                   "the README's headline table")
     p.add_argument("--gif-steps", type=int, default=360, help="length of the final agent's GIF episode (0: no GIF)")
     args = p.parse_args()
     if args.command == "paper-figures":
@@ -366,10 +442,11 @@ def main():
     policy = next((p for p in (RUNS / "rl" / "policy.pt", RUNS / "bc" / "policy.pt") if p.exists()), None)
     if policy is not None and args.gif_steps > 0:
         agent_gif(policy, RUNS / "agent.gif", steps=args.gif_steps)
-    write_report(RUNS / "report.md")
-    if args.readme:
-        update_readme(write_report(None, asset_dir="assets/results"))
+    (RUNS / "report.md").write_text("# nanoVPT toy report\n\n" + write_report())
     print(f"-> {RUNS / 'report.md'}")
+    if args.docs:
+        write_docs(write_report(image_dir=DOCS / "results"))
+        print(f"-> {DOCS / 'results.md'}, {DOCS / 'results'}/, README.md")
 
 
 if __name__ == "__main__":

@@ -16,17 +16,16 @@ Every action leaves a trace in the pixels, because VPT's inverse dynamics model 
 walking moves the floor tiles and bobs the hand, attack swings the hand and cracks the block, sneak lowers the eye,
 jump raises it, hotbar keys move the highlighted slot, drop lowers a count, the inventory key opens the GUI. Not every
 press does, as in Minecraft: pressing the slot already selected, holding jump in mid-air, the second tick of a tap.
-No IDM can label such presses, so the scripted players do not make them; `python toycraft.py visibility` checks the
+No IDM can label such presses, so the scripted players do not make them; `python tools/visibility.py` checks the
 contractor data for them, and for camera turns too small to tell from the next bin's (a mouse count turns the view by
-0.12 pixels at 64x64, and moves the GUI pointer by 0.09).
+0.12 pixels at 64x64, and moves the GUI pointer by 0.09). docs/toycraft.md tells the world's rules and players in full.
 
 Usage:
-    python toycraft.py bench                                   # steps/s next to Crafter's, reset time
     python toycraft.py record --out data/contractor --episodes 20 --seed 0   # toy contractor recordings
     python toycraft.py record --web --out data/web --episodes 20 --seed 1000   # the toy internet (no actions)
     python toycraft.py players --episodes 20                   # item success rates of each scripted player level
     python toycraft.py demo --out demo.mp4                     # a good player's episode (+ demo.gif)
-    python toycraft.py visibility --episodes 20                # which presses and camera bins show: any IDM's ceiling
+    python tools/bench.py toycraft                             # steps/s next to Crafter's, reset time
 
 How ToyCraft departs from Minecraft (and MineRL):
 1. The world is a 2-D grid seen in first person: no height, no caves, no mobs, no hunger. Solid blocks are 3 high.
@@ -606,8 +605,8 @@ class ToyCraft:
     # The GUI panel in fractions of the screen: two rows of 5 recipes across the middle, the 15 item counts below
     # (5 x 3). Minecraft opens a GUI with the cursor in the middle of the screen, a short move from the crafting grid
     # and far from the screen's edges, where the cursor stops. The toy does the same: the cursor opens in the gap
-    # between the two rows, on no recipe, and the early recipes sit round it (`GUI_CELLS`). (With planks in the top
-    # left cell, 58 mouse counts from the screen's corner, a BC policy that overshot ended pinned in that corner.)
+    # between the two rows, on no recipe, and the early recipes sit round it (`GUI_CELLS`), far from the corners, where
+    # a policy that overshoots would be pinned.
 
     GUI_RECIPE_BOX = (0.08, 0.33, 0.92, 0.67)  # left, top, right, bottom
     GUI_ROW_GAP = 0.06  # between the two rows of recipes: the cursor opens in it
@@ -788,8 +787,8 @@ class ToyCraft:
 # contractors press every button now and then, so that an IDM trained on them has every button to learn.
 # The players press what they mean and let go: a tap is one tick, jump is pressed on the ground, a hotbar key picks
 # another slot. A press that changes nothing on screen (the second tick of a toggle, jump held in mid-air, the slot
-# already selected) is a label no IDM can recover from pixels (`python toycraft.py visibility`), and with such presses
-# in the data a mean F1 of 0.90 was out of reach of any IDM.
+# already selected) is a label no IDM can recover from pixels (`python tools/visibility.py` counts them), so the
+# players do not make them.
 LEVELS = {
     "good": dict(goals={"diamond_pickaxe": 1.0}, turn_gain=0.45, max_turn=14.0, aim_noise=0.4, idle=0.004,
                  wander=0.0005, mistake=0.02, sprint=0.7, jumpy=0.01, fidget=0.006, patience=1.0),
@@ -1513,7 +1512,7 @@ def _progress(iterable, enabled, desc):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Command line: bench, record, players, demo, visibility
+# Command line: record, players, demo
 # ---------------------------------------------------------------------------------------------------------------------
 
 
@@ -1540,7 +1539,7 @@ def item_rates(levels, episodes, seed=0, max_steps=6000, workers=None):
 
 
 def demo(args):
-    """A good player's episode as the player saw it (cursor included), to mp4, and a short GIF for the README."""
+    """A good player's episode as the player saw it (cursor included), to mp4, and a short GIF for docs/toycraft.md."""
     from PIL import Image
 
     ep = play_episode(args.seed, "good", size=args.size, max_steps=args.max_steps)

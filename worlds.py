@@ -28,12 +28,12 @@ import toycraft
 # Real Minecraft: MineRL 1.0's HumanSurvival
 # ---------------------------------------------------------------------------------------------------------------------
 
-# MineRL 1.0's HumanSurvival as VPT ran it (minerl-facts.md §2; OpenAI's ENV_KWARGS): these are also the defaults.
+# MineRL 1.0's HumanSurvival as VPT ran it (OpenAI's run_agent.py, ENV_KWARGS): these are also MineRL's defaults.
 MINERL_ENV_KWARGS = dict(resolution=[640, 360], fov_range=[70, 70], gamma_range=[2, 2], guiscale_range=[1, 1],
                          cursor_size_range=[16, 16])
 _WOODS = ["oak", "spruce", "birch", "jungle", "acacia", "dark_oak"]
 # Minecraft 1.16's item names for each item of common.ITEMS: every kind of log (stripped ones too) counts as a log,
-# and every kind of planks as planks (minerl-facts.md §4); the other names are Minecraft's own.
+# and every kind of planks as planks; the other names are Minecraft's own.
 MINECRAFT_NAMES = {item: [item] for item in common.ITEMS}
 MINECRAFT_NAMES["log"] = [f"{w}_log" for w in _WOODS] + [f"stripped_{w}_log" for w in _WOODS]
 MINECRAFT_NAMES["planks"] = [f"{w}_planks" for w in _WOODS]
@@ -45,11 +45,11 @@ def minecraft_items(inventory):
 
 
 def _make_humansurvival():
-    """The real environment (needs MineRL 1.0, JDK 8 and a display; see README "Paper scale")."""
+    """The real environment (needs MineRL 1.0, JDK 8 and a display; see docs/paper-scale.md)."""
     try:
         from minerl.herobraine.env_specs.human_survival_specs import HumanSurvival
     except ImportError as e:
-        raise SystemExit(f"--env minerl needs MineRL 1.0 ({e}); install it as README \"Paper scale\" says") from None
+        raise SystemExit(f"--env minerl needs MineRL 1.0 ({e}); install it as docs/paper-scale.md says") from None
     return HumanSurvival(**MINERL_ENV_KWARGS).make()
 
 
@@ -58,7 +58,7 @@ class MineRLEnv:
     the same code on both: obs {"pov": (size, size, 3) uint8, "inventory": {item of common.ITEMS: count}}, `.obtained`,
     `.steps`, `.seed(s)` before `.reset()`, and the old gym 4-tuple from `.step()`.
 
-    What it takes care of (minerl-facts.md):
+    What it takes care of:
     - pov: MineRL's (360, 640, 3) array has negative strides; it is resized (INTER_LINEAR, as VPT) into a new array;
     - actions: every key sent as a Python int (Java parses them with parseInt), the camera as float32 [pitch, yaw];
     - HumanSurvival has no time limit: the episode ends after max_steps here;

