@@ -1,9 +1,11 @@
-# nanoVPT: two commands.
-#   make test   runs the test suite
-#   make toy            runs the toy pipeline, stages 01 -> 05 on toycraft, each reading the one before it, and
-#                       writes runs/report.md
-#   make paper-figures  the ablations behind the paper's figures, on top of make toy (hours)
-# Both first build .venv with Python 3.10+ and the packages in requirements.txt; re-running skips the install.
+# nanoVPT's make targets.
+#   make toy            the toy pipeline: stages 01 -> 05 on toycraft, each reading the one before it, then
+#                       runs/report.md
+#   make test           the test suite (what CI runs)
+#   make paper-figures  the ablations behind the paper's figures, on top of make toy (hours); then
+#                       `python report.py --docs` writes docs/results.md
+#   make clean          remove runs/ and data/
+# Each first builds .venv with Python 3.10+ and the packages in requirements.txt; re-running skips the install.
 #
 # Torch: where .venv has none, `pip install $(TORCH)` puts it in first. The default is the pinned CPU build that
 # lies on our CI machines; on your own machine pick the build you want, e.g.
@@ -28,12 +30,12 @@ $(STAMP): requirements.txt
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
-# make toy: each stage is a Make target, the file it writes last (so an interrupted stage has not written it). Make's own
-# rule decides what is up to date: a stage runs again when that file is missing or older than the stage's script,
-# common.py, toycraft.py or the stage before it; the ones after it follow. Recorded toy data is recorded again only
-# when toycraft.py is newer than it. Each stage's wall time goes to runs/times.tsv, and report.py writes
+# make toy: each stage is a Make target, the file it writes last (so an interrupted stage has not written it). Make's
+# own rule decides what is up to date: a stage runs again when that file is missing or older than the stage's script,
+# common.py, worlds.py, toycraft.py or the stage before it; the ones after it follow. Recorded toy data is recorded
+# again only when toycraft.py is newer than it. Each stage's wall time goes to runs/times.tsv, and report.py writes
 # runs/report.md at the end.
-SHARED := common.py toycraft.py
+SHARED := common.py worlds.py toycraft.py
 IDM := runs/idm/metrics.json
 FILTER := runs/filter/metrics.json
 LABEL := runs/label/metrics.json
@@ -77,7 +79,7 @@ runs/report.md: report.py $(IDM) $(FILTER) $(LABEL) $(BC) $(RL)
 	$(call stage,report,$(PY) report.py)
 	@echo "=== make toy: done; open runs/report.md"
 
-# the ablations behind the paper's figures, on top of make toy's runs (about 3 hours on 2 cores; resumable)
+# the ablations behind the paper's figures, on top of make toy's runs (hours on 2 cores; resumable)
 paper-figures: toy
 	$(PY) report.py paper-figures
 

@@ -258,7 +258,7 @@ def test_sneak_and_jump_show_in_the_eye_height():
 
 
 def test_scripted_players_press_nothing_an_idm_cannot_see():
-    # the kinds of invisible press that capped any IDM's F1 at 0.81: the slot already selected, jump in mid-air (in
+    # the kinds of press no IDM can see (tools/visibility.py): the slot already selected, jump in mid-air (in
     # water, held jump swims), the second tick of a toggle; and the habits must still press every button now and then
     world, level = tc.draw_episodes(0, 1, tc.CONTRACTOR_MIX)[0]
     ep = tc.play_episode(world, level)
