@@ -474,7 +474,7 @@ def _segment_source(jsonl_path):
     return jsonl_path.parent / options["video"], int(options.get("start", 0)), options
 
 
-def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=True, pointer=True, max_frames=None):
+def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=True, max_frames=None):
     """Read one recording (<stem>.mp4 + <stem>.jsonl) into a ContractorEpisode, as OpenAI's data loader does.
 
     Frame t of the video goes with line t of the jsonl. Real recordings have one frame more than lines (the screen after
@@ -485,8 +485,8 @@ def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=Tru
     Given a .jsonl with no video beside it, reads a pseudo-labelled segment: line t goes with frame start+t of the
     source video that its -options.json names (see `_segment_source`).
 
-    `pointer=False` leaves the GUI pointer out, for a caller that draws it itself (01_idm.py --gui-windows); its
-    position is in `records[t]["mouse"]`. `max_frames` reads only the recording's first frames (04_bc.py --early-game).
+    While a GUI is open the pointer is drawn at the recorded position, as the player saw it. `max_frames` reads only the
+    recording's first frames (04_bc.py --early-game).
     """
     start = 0
     if Path(video_path).suffix == ".jsonl" and not Path(video_path).with_suffix(".mp4").exists():
@@ -515,7 +515,7 @@ def load_contractor_episode(video_path, jsonl_path=None, size=128, skip_null=Tru
             ok, frame = cap.read()  # BGR, the recording's own resolution
             if not ok:
                 _short_video(video_path, jsonl_path, start + t, start + len(records))
-            if pointer and record.get("isGuiOpen", False):
+            if record.get("isGuiOpen", False):
                 # at native resolution before resizing, where OpenAI's loader pastes it
                 draw_cursor(frame, record["mouse"].get("x", 0.0), record["mouse"].get("y", 0.0))
             # Resizing is per channel, so resizing BGR and then swapping to RGB gives the same pixels as OpenAI's

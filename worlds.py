@@ -28,7 +28,7 @@ import toycraft
 # Real Minecraft: MineRL 1.0's HumanSurvival
 # ---------------------------------------------------------------------------------------------------------------------
 
-# MineRL 1.0's HumanSurvival as VPT ran it (OpenAI's run_agent.py, ENV_KWARGS): these are also MineRL's defaults.
+# MineRL 1.0's HumanSurvival as VPT ran it (OpenAI's run_agent.py, ENV_KWARGS); every MineRL env here uses them.
 MINERL_ENV_KWARGS = dict(resolution=[640, 360], fov_range=[70, 70], gamma_range=[2, 2], guiscale_range=[1, 1],
                          cursor_size_range=[16, 16])
 _WOODS = ["oak", "spruce", "birch", "jungle", "acacia", "dark_oak"]
