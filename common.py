@@ -1451,8 +1451,8 @@ def load_model(path, kind=None):
 def bf16_is_fast(device):
     """Whether bfloat16 autocast speeds training up on this device: a CUDA GPU that supports it, or a CPU with native
     bfloat16 instructions (AVX512-BF16 or AMX: AMD Zen 4 and later, Intel Xeons since Cooper Lake), where oneDNN runs
-    the convolutions and matrix products about twice as fast as in float32 (`python common.py bench-model --bf16
-    compare`). Anywhere else bfloat16 is emulated and slower, so it stays off."""
+    the convolutions and matrix products faster than in float32 (`python tools/bench.py model --bf16 compare` says
+    by how much). Anywhere else bfloat16 is emulated and slower, so it stays off."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
@@ -1504,7 +1504,7 @@ def setup_run(args, process_group=True):
 def run_info(device):
     """Where and when a stage ran, for its metrics.json, so that every figure in docs/results.md says what it was
     measured on: {"date": UTC day, "machine": the GPU, or the CPU with its core count and whether it has bfloat16
-    instructions (the toy stages run about twice as fast where it does)}."""
+    instructions (where it does, the stages train in bfloat16)}."""
     device = torch.device(device)
     if device.type == "cuda":
         what = torch.cuda.get_device_name(device)
