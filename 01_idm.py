@@ -69,26 +69,29 @@ def parse_args(argv=None):
     g.add_argument("--init", type=Path, default=None, help="start from a checkpoint: ours (.pt) or OpenAI's .model")
     g.add_argument("--download", default=None, help="OpenAI index file (path or URL): download recordings into --data "
                    "first (resumable)")
-    g.add_argument("--download-n", type=int, default=100, help="how many recordings of the index to download")
+    g.add_argument("--download-n", type=common.positive_int, default=100, help="how many recordings of the index to "
+                   "download")
     g.add_argument("--resume", action="store_true", help="continue from --out/idm.pt after an interruption")
+    g.add_argument("--overwrite", action="store_true", help="replace the run that --out holds")
     g = p.add_argument_group("scale")
     g.add_argument("--preset", default="toy", choices=list(common.PRESETS["idm"]), help="network size (toy, 4x)")
-    g.add_argument("--clip", type=int, default=None, help="frames per training window (default: toy 16, else the "
-                   "preset's timesteps)")
-    g.add_argument("--hours", type=float, default=0.5, help="toy: hours of contractor data to train on (0.15 more "
-                   "are recorded and held out)")
+    g.add_argument("--clip", type=common.positive_int, default=None, help="frames per training window (default: toy "
+                   "16, else the preset's timesteps)")
+    g.add_argument("--hours", type=common.positive, default=0.5, help="toy: hours of contractor data to train on "
+                   "(0.15 more are recorded and held out)")
     g.add_argument("--codec", default="mp4v", choices=common.VIDEO_CODECS, help="toy: video codec of the recordings "
                    "(FFV1 is lossless)")
-    g.add_argument("--batch", type=int, default=16, help="windows per step (per process with torchrun)")
-    g.add_argument("--steps", type=int, default=1500, help="optimiser steps (0: only evaluate)")
-    g.add_argument("--rare", type=float, default=0.03, help="draw windows around the presses of buttons pressed in "
-                   "fewer than this fraction of frames, as if they were that common (0: uniform windows)")
+    g.add_argument("--batch", type=common.positive_int, default=16, help="windows per step (per process with torchrun)")
+    g.add_argument("--steps", type=common.count, default=1500, help="optimiser steps (0: only evaluate --init)")
+    g.add_argument("--rare", type=common.number(float, 0, 1, high_open=True), default=0.03, help="draw windows "
+                   "around the presses of buttons pressed in fewer than this fraction of frames, as if they were that "
+                   "common (0: uniform windows)")
     g.add_argument("--sweep-hours", default=None, help="comma-separated hours: one IDM per data size, and a plot")
     g = p.add_argument_group("optimiser")
-    g.add_argument("--lr", type=float, default=1e-3)
-    g.add_argument("--weight-decay", type=float, default=0.05)
-    g.add_argument("--warmup", type=int, default=50, help="steps of linear warm-up")
-    g.add_argument("--clip-grad", type=float, default=1.0, help="clip the gradient's norm to this")
+    g.add_argument("--lr", type=common.positive, default=1e-3)
+    g.add_argument("--weight-decay", type=common.non_negative, default=0.05)
+    g.add_argument("--warmup", type=common.count, default=50, help="steps of linear warm-up")
+    g.add_argument("--clip-grad", type=common.positive, default=1.0, help="clip the gradient's norm to this")
     g = p.add_argument_group("running")
     g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     g.add_argument("--bf16", nargs="?", const="on", default="auto", choices=["auto", "on", "off"],
@@ -97,12 +100,24 @@ def parse_args(argv=None):
     g.add_argument("--checkpoint-activations", action="store_true", help="recompute activations in the backward "
                    "pass: less memory, about a third more compute (large presets)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--eval-every", type=int, default=400)
-    g.add_argument("--held-out", type=float, default=0.15, help="fraction of recordings held out for evaluation")
-    g.add_argument("--workers", type=int, default=os.cpu_count(), help="processes recording toy data")
-    g.add_argument("--smoke", action="store_true", help="tiny everything: checks that the script runs")
+    g.add_argument("--eval-every", type=common.positive_int, default=400)
+    g.add_argument("--held-out", type=common.open_fraction, default=0.15, help="fraction of recordings held out for "
+                   "evaluation")
+    g.add_argument("--workers", type=common.count, default=os.cpu_count(), help="processes recording toy data")
+    g.add_argument("--smoke", action="store_true", help="tiny everything, in runs/smoke/ and data/smoke/: "
+                   "checks that the script runs")
     args = p.parse_args(argv)
+    if args.sweep_hours is not None:
+        try:
+            args.sweep_hours = ",".join(str(common.positive(h)) for h in args.sweep_hours.split(","))
+        except argparse.ArgumentTypeError as e:
+            p.error(f"argument --sweep-hours: each size {e}")
+    if args.steps == 0 and args.init is None:
+        p.error("--steps 0 only evaluates: pass --init with the IDM to score")
+    if args.resume and args.overwrite:
+        p.error("--resume continues the run in --out and --overwrite replaces it: pass one")
     if args.smoke:
+        common.smoke_paths(args, p, ["data", "out"])
         args.hours, args.steps, args.batch, args.eval_every = 0.01, 6, 2, 3
         args.clip = args.clip or 8
     if args.clip is None and args.preset == "toy":
@@ -147,6 +162,9 @@ def load_recordings(paths, size):
                            "gui_open": torch.from_numpy(episode.gui_open), "path": episode.video_path})
     if skipped:
         warnings.warn(f"skipped {skipped} of {len(paths)} recordings (see warnings above)", stacklevel=2)
+    if paths and not recordings:
+        raise common.UserError(f"none of the {len(paths)} recordings could be read (the warnings above say why), "
+                               f"e.g. {paths[0]}")
     return recordings
 
 
@@ -349,7 +367,7 @@ def plot_sweep(results, path):
 def main():
     args = parse_args()
     device, rank, world = common.setup_run(args)
-    args.out.mkdir(parents=True, exist_ok=True)
+    common.claim_out(args, ["idm.pt"], rank)
     if rank == 0 and args.download:
         print(f"{args.download}: {common.download_recordings(args.download, args.data, args.download_n)}")
     if rank == 0:
@@ -358,12 +376,12 @@ def main():
         dist.barrier()
     paths = common.find_recordings(args.data) if args.data.exists() else []
     if not paths:
-        raise SystemExit(f"01_idm.py: no recordings (.mp4 + .jsonl) under {args.data}")
+        raise common.UserError(f"no recordings (.mp4 + .jsonl) under {args.data}")
     # whole recordings are held out, never frames of a training recording: neighbouring frames are near copies
     train_paths, eval_paths = common.split_recordings(paths, args.held_out, args.seed)
     if not eval_paths:
-        raise SystemExit(f"01_idm.py: {args.data} holds {len(paths)} recording; at least 2 are needed, so that whole "
-                         f"recordings can be held out for evaluation")
+        raise common.UserError(f"{args.data} holds {len(paths)} recording; at least 2 are needed, so that whole "
+                               f"recordings can be held out for evaluation")
     torch.manual_seed(args.seed)  # the same initial weights on every rank and for every data size
     model = make_idm(args)
     initial_weights = {k: v.clone() for k, v in model.state_dict().items()}
@@ -382,7 +400,7 @@ def main():
     for hours in sweep:
         chosen = common.take_hours(train_paths, hours, args.seed) if hours is not None else train_paths
         # each rank reads its own share of the training recordings
-        train_recs = load_recordings(chosen[rank::world] or chosen[:1], size)
+        train_recs = load_recordings(chosen[rank::world] or chosen[:1], size) if args.steps > 0 else []
         n_frames = sum(len(r["frames"]) for r in train_recs) * world
         model.load_state_dict(initial_weights)
         prefix = f"[{hours} h] " if hours is not None else ""
@@ -415,11 +433,11 @@ def main():
         print(f"held-out ({final['eval_frames']:,} frames): button accuracy {final['button_accuracy']:.3f} "
               f"(paper {PAPER['button_accuracy']}), button F1 {final['button_f1']:.3f}, camera accuracy "
               f"{final['camera_accuracy']:.3f} ({by_gui}), camera R^2 {final['camera_r2']:.3f} (paper "
-              f"{PAPER['camera_r2']}); trained on {final['hours']:.2f} hours ({final['frames']:,} frames) "
-              f"-> {args.out}")
+              f"{PAPER['camera_r2']}); " + (f"trained on {final['hours']:.2f} hours ({final['frames']:,} frames)"
+                                              if args.steps > 0 else f"{args.init} as it is") + f" -> {args.out}")
     if world > 1:
         dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)

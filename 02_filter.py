@@ -67,28 +67,37 @@ def parse_args(argv=None):
     g.add_argument("--data", type=Path, default=Path("data/web"), help="web videos (*.mp4)")
     g.add_argument("--labels", type=Path, default=None, help="CSV of video,frame,label (toy: drawn from the truth)")
     g.add_argument("--out", type=Path, default=Path("runs/filter"))
-    g.add_argument("--hours", type=float, default=4.0, help="toy: hours of web video to record")
+    g.add_argument("--overwrite", action="store_true", help="replace the run that --out holds")
+    g.add_argument("--hours", type=common.positive, default=4.0, help="toy: hours of web video to record")
     g.add_argument("--codec", default="mp4v", choices=common.VIDEO_CODECS, help="toy: codec of the recorded video")
     g = p.add_argument_group("classifier")
-    g.add_argument("--n-labels", type=int, default=PAPER["labelled_frames"], help="toy: frames to label (paper: 8,800)")
-    g.add_argument("--size", type=int, default=64, help="frames are resized to size x size for the classifier")
-    g.add_argument("--width", type=int, default=16, help="channels of the first convolution")
-    g.add_argument("--epochs", type=int, default=8)
-    g.add_argument("--batch", type=int, default=64)
-    g.add_argument("--lr", type=float, default=2e-3)
-    g.add_argument("--held-out", type=float, default=0.2, help="fraction of labelled videos held out for evaluation")
+    g.add_argument("--n-labels", type=common.positive_int, default=PAPER["labelled_frames"], help="toy: frames to "
+                   "label (paper: 8,800)")
+    g.add_argument("--size", type=common.number(int, 8), default=64, help="frames are resized to size x size for the "
+                   "classifier")
+    g.add_argument("--width", type=common.positive_int, default=16, help="channels of the first convolution")
+    g.add_argument("--epochs", type=common.positive_int, default=8)
+    g.add_argument("--batch", type=common.positive_int, default=64)
+    g.add_argument("--lr", type=common.positive, default=2e-3)
+    g.add_argument("--held-out", type=common.open_fraction, default=0.2, help="fraction of labelled videos held out "
+                   "for evaluation")
     g = p.add_argument_group("segments")
-    g.add_argument("--smooth", type=int, default=21, help="frames averaged around each frame's score (odd)")
-    g.add_argument("--threshold", type=float, default=0.5, help="smoothed probability of clean above which a frame is "
-                   "kept")
-    g.add_argument("--min-length", type=int, default=64, help="shortest clean segment kept, in frames")
+    g.add_argument("--smooth", type=common.positive_int, default=21, help="frames averaged around each frame's score "
+                   "(odd)")
+    g.add_argument("--threshold", type=common.number(float, 0, 1), default=0.5, help="smoothed probability of clean "
+                   "above which a frame is kept")
+    g.add_argument("--min-length", type=common.positive_int, default=64, help="shortest clean segment kept, in frames")
     g = p.add_argument_group("running")
     g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--workers", type=int, default=os.cpu_count(), help="processes recording toy video")
-    g.add_argument("--smoke", action="store_true", help="tiny everything: checks that the script runs")
+    g.add_argument("--workers", type=common.count, default=os.cpu_count(), help="processes recording toy video")
+    g.add_argument("--smoke", action="store_true", help="tiny everything, in runs/smoke/ and data/smoke/: "
+                   "checks that the script runs")
     args = p.parse_args(argv)
+    if args.smooth % 2 == 0:
+        p.error(f"argument --smooth: must be odd, so that the window is centred on its frame (got {args.smooth})")
     if args.smoke:
+        common.smoke_paths(args, p, ["data", "out"])
         args.hours, args.n_labels, args.epochs = 0.03, 300, 1
     return args
 
@@ -144,28 +153,28 @@ def write_labels(rows, path, root):
 def read_labels(path, root):
     """A labels CSV (video,frame,label) -> rows (video path, frame, 0/1), with errors that name the file and line."""
     if not path.exists():
-        raise SystemExit(f"02_filter.py: {path}: no such labels file")
+        raise common.UserError(f"{path}: no such labels file")
     rows = []
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not {"video", "frame", "label"} <= set(reader.fieldnames):
-            raise SystemExit(f"02_filter.py: {path}: the header must name the columns video,frame,label "
-                             f"(got {reader.fieldnames})")
+            raise common.UserError(f"{path}: the header must name the columns video,frame,label "
+                                   f"(got {reader.fieldnames})")
         for row in reader:
             where = f"{path}:{reader.line_num}"
             video = Path(row["video"]) if Path(row["video"]).is_absolute() else root / row["video"]
             label = {"clean": 1, "1": 1, "unclean": 0, "0": 0}.get((row["label"] or "").strip().lower())
             if label is None:
-                raise SystemExit(f"02_filter.py: {where}: label {row['label']!r} is neither clean/unclean nor 1/0")
+                raise common.UserError(f"{where}: label {row['label']!r} is neither clean/unclean nor 1/0")
             if not video.exists():
-                raise SystemExit(f"02_filter.py: {where}: video {video} does not exist")
+                raise common.UserError(f"{where}: video {video} does not exist")
             try:
                 frame = int(row["frame"])
             except (TypeError, ValueError):
-                raise SystemExit(f"02_filter.py: {where}: frame {row['frame']!r} is not a whole number") from None
+                raise common.UserError(f"{where}: frame {row['frame']!r} is not a whole number") from None
             rows.append((video, frame, label))
     if not rows:
-        raise SystemExit(f"02_filter.py: {path}: no labelled frames in it")
+        raise common.UserError(f"{path}: no labelled frames in it")
     return rows
 
 
@@ -179,14 +188,19 @@ def labelled_frames(rows, size):
     for video, items in tqdm(sorted(by_video.items()), desc="reading labelled frames", unit="video", leave=False):
         wanted = dict(items)
         last = max(wanted)
+        read = 0
         try:
             for t, frame in enumerate(common.iter_frames(video, size, end=last + 1)):
                 if t in wanted:
                     frames.append(frame)
                     labels.append(wanted[t])
                     owners.append(str(video))
+                    read += 1
         except common.RecordingError as e:
-            warnings.warn(f"labelled frames of {video} left out: {e}", stacklevel=2)
+            warnings.warn(f"{len(wanted) - read} of the {len(wanted)} labelled frames of {video} left out: {e}",
+                          stacklevel=2)
+    if not frames:
+        raise common.UserError(f"none of the {len(rows)} labelled frames could be read (the warnings above say why)")
     return np.stack(frames), np.array(labels, dtype=np.float32), np.array(owners)
 
 
@@ -385,11 +399,12 @@ def plot_examples(segments, scores, size, path, seed, n=8):
 def main():
     args = parse_args()
     device, _, _ = common.setup_run(args)
-    args.out.mkdir(parents=True, exist_ok=True)
+    common.claim_out(args, ["classifier.pt"])
+    (args.out / "config.json").write_text(json.dumps(common.args_dict(args), indent=1))
     ensure_toy_web(args)
     videos = sorted(args.data.glob("*.mp4")) if args.data.exists() else []
     if not videos:
-        raise SystemExit(f"02_filter.py: no web videos (*.mp4) in {args.data}")
+        raise common.UserError(f"no web videos (*.mp4) in {args.data}")
 
     # the labelled set: the user's file, or in the toy world a sample labelled from the truth
     if args.labels is not None:
@@ -398,7 +413,7 @@ def main():
         rows = toy_labels(videos, args.n_labels, args.seed)
         write_labels(rows, args.out / "labels.csv", args.data)
     else:
-        raise SystemExit("02_filter.py: --labels is needed outside the toy world (a CSV of video,frame,label)")
+        raise common.UserError("--labels is needed outside the toy world (a CSV of video,frame,label)")
     frames, labels, owners = labelled_frames(rows, args.size)
     is_train, is_eval = split_by_video(owners, args.held_out, args.seed)
     print(f"{len(labels):,} labelled frames ({labels.mean():.0%} clean) from {len(np.unique(owners))} videos: "
@@ -409,9 +424,10 @@ def main():
     losses = train(args, model, frames[is_train], labels[is_train], device)
     train_seconds = time.time() - start
     held = binary_scores(predict(model, frames[is_eval], device) > 0.5, labels[is_eval] > 0.5) if is_eval.any() else {}
-    torch.save({"model": model.state_dict(), "size": args.size, "width": args.width,
-                "args": common.args_dict(args)},
-               args.out / "classifier.pt")
+    tmp = args.out / "classifier.pt.tmp"  # written whole, then renamed: an interrupted save leaves no broken file
+    torch.save({"model": model.state_dict(), "size": args.size, "width": args.width, "args": common.args_dict(args)},
+               tmp)
+    os.replace(tmp, args.out / "classifier.pt")
 
     # VPT §3.2: run the classifier over all the video and keep the clean segments
     start = time.time()
@@ -446,4 +462,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)

@@ -64,17 +64,21 @@ def parse_args(argv=None):
     g.add_argument("--out", type=Path, default=Path("data/labeled"), help="pseudo-labelled recordings go here")
     g.add_argument("--run-dir", type=Path, default=Path("runs/label"), help="metrics go here")
     g = p.add_argument_group("labelling")
-    g.add_argument("--window", type=int, default=None, help="frames the IDM sees at once (default: the window it was "
-                   "trained on, else its preset's timesteps)")
-    g.add_argument("--batch", type=int, default=8, help="windows per forward pass")
+    g.add_argument("--window", type=common.positive_int, default=None, help="frames the IDM sees at once (default: the "
+                   "window it was trained on, else its preset's timesteps)")
+    g.add_argument("--batch", type=common.positive_int, default=8, help="windows per forward pass")
     g.add_argument("--force", action="store_true", help="relabel segments that are already labelled")
     g = p.add_argument_group("running")
     g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     g.add_argument("--bf16", nargs="?", const="on", default="auto", choices=["auto", "on", "off"],
                    help="bfloat16 autocast (default auto: on for CUDA and for CPUs with bfloat16 instructions)")
     g.add_argument("--seed", type=int, default=0, help="labels are argmaxes; seeds only torch's defaults")
-    g.add_argument("--smoke", action="store_true", help="label the first two segments only")
-    return p.parse_args(argv)
+    g.add_argument("--smoke", action="store_true", help="label the first two segments only, in the smoke "
+                   "tree (runs/smoke/, data/smoke/)")
+    args = p.parse_args(argv)
+    if args.smoke:
+        common.smoke_paths(args, p, ["idm", "segments", "out", "run_dir"])
+    return args
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -85,14 +89,14 @@ def parse_args(argv=None):
 def read_segments(path):
     """02_filter.py's output -> {video: [(start, end), ...]}, with an error that names the file if it is not one."""
     if not path.exists():
-        raise SystemExit(f"03_label.py: {path}: no clean segments (run 02_filter.py first, or pass --segments)")
+        raise common.UserError(f"{path}: no clean segments (run 02_filter.py first, or pass --segments)")
     try:
         rows = json.loads(path.read_text())["segments"]
         by_video = {}
         for row in rows:
             by_video.setdefault(row["video"], []).append((int(row["start"]), int(row["end"])))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise SystemExit(f"03_label.py: {path}: not a clean-segments file ({type(e).__name__}: {e})") from None
+        raise common.UserError(f"{path}: not a clean-segments file ({type(e).__name__}: {e})") from None
     return by_video
 
 
@@ -114,9 +118,9 @@ def load_idm(args):
         else:
             model, trained_on = common.load_model(args.idm), None
     except common.ModelFileError as e:
-        raise SystemExit(f"03_label.py: {e} (train one with 01_idm.py, or pass --idm)") from None
+        raise common.UserError(f"{e} (train one with 01_idm.py, or pass --idm)") from None
     if model.kind != "idm":
-        raise SystemExit(f"03_label.py: {args.idm} holds a {model.kind}, not an IDM")
+        raise common.UserError(f"{args.idm} holds a {model.kind}, not an IDM")
     return model, args.window or trained_on or model.net_args["timesteps"]
 
 
@@ -141,18 +145,21 @@ def segment_options(out, stem):
     return options if isinstance(options, dict) else {}
 
 
-def remove_stale(out, segments):
+def remove_stale(out, segments, source):
     """Delete the pseudo-labelled recordings in `out` that 03 wrote (their options name the IDM that labelled them)
-    for segments that are no longer in the list. Returns how many."""
+    for segments that are no longer in the list (`source`), saying so first: 04 clones everything in `out`, and labels
+    of segments the filter no longer keeps must not be cloned. Returns how many."""
     keep = {segment_stem(out, video, start, end).name for video, spans in segments.items() for start, end in spans}
-    removed = 0
-    for options in out.glob("*-options.json"):
-        stem = options.name[:-len("-options.json")]
-        if stem not in keep and "labelled_by" in segment_options(out, stem):
-            (out / f"{stem}.jsonl").unlink(missing_ok=True)
-            options.unlink()
-            removed += 1
-    return removed
+    stale = [options for options in sorted(out.glob("*-options.json"))
+             if options.name[:-len("-options.json")] not in keep
+             and "labelled_by" in segment_options(out, options.name[:-len("-options.json")])]
+    if stale:
+        print(f"removing {len(stale)} labelled segments from {out} that {source} does not list (labelled from "
+              f"another segments file), e.g. {stale[0].name[:-len('-options.json')]}.jsonl")
+    for options in stale:
+        Path(str(options)[:-len("-options.json")] + ".jsonl").unlink(missing_ok=True)
+        options.unlink()
+    return len(stale)
 
 
 def to_env_actions(pred):
@@ -241,6 +248,7 @@ def main():
     args = parse_args()
     # under torchrun, rank r of N labels videos r, r+N, r+2N, ... on its own: no process group is needed
     device, rank, world = common.setup_run(args, process_group=False)
+    common.claim_out(args, rank=rank)  # labels are resumable: only one run at a time into --out
     model, window = load_idm(args)
     model.to(device).eval()
     idm_sha256 = fingerprint(args.idm)
@@ -286,7 +294,7 @@ def main():
             bar.update(end - start)
             bar.set_postfix(frames_per_s=f"{n_frames / max(seconds, 1e-3):.0f}")
     bar.close()
-    removed = remove_stale(args.out, segments) if rank == 0 and not args.smoke and args.out.exists() else 0
+    removed = remove_stale(args.out, segments, args.segments) if rank == 0 and not args.smoke else 0
 
     metrics = {"frames": sum(end - start for _, _, start, end in labelled),
                "frames_labelled_now": n_frames, "frames_per_second": round(n_frames / max(seconds, 1e-3), 1),
@@ -311,4 +319,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)

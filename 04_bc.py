@@ -43,6 +43,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections import deque
 from multiprocessing import get_context
 from pathlib import Path
@@ -73,29 +74,34 @@ def parse_args(argv=None):
     g.add_argument("--contractor-data", type=Path, default=Path("data/contractor"), help="--compare: the labelled set")
     g.add_argument("--download", default=None, help="OpenAI index file (path or URL): download recordings into the "
                    "first --data first (resumable), e.g. to fine-tune on contractor data")
-    g.add_argument("--download-n", type=int, default=100, help="how many recordings of the index to download")
+    g.add_argument("--download-n", type=common.positive_int, default=100, help="how many recordings of the index to "
+                   "download")
     g.add_argument("--out", type=Path, default=Path("runs/bc"))
     g.add_argument("--init", type=Path, default=None, help="fine-tune from a checkpoint: ours (.pt) or OpenAI's .model")
     g.add_argument("--resume", action="store_true", help="continue from --out/policy.pt after an interruption")
+    g.add_argument("--overwrite", action="store_true", help="replace the run that --out holds")
     g = p.add_argument_group("scale")
     g.add_argument("--preset", default="toy", choices=list(common.PRESETS["policy"]), help="network size")
-    g.add_argument("--batch", type=int, default=8, help="recordings streamed in parallel (per process with torchrun)")
-    g.add_argument("--chunk", type=int, default=None, help="frames per sequence (default: the preset's timesteps)")
-    g.add_argument("--steps", type=int, default=2400, help="optimiser steps (0: only evaluate)")
-    g.add_argument("--data-hours", type=float, default=None, help="train on only this many hours of the recordings "
-                   "(a seeded random subset; the paper's Fig. 8 ablation)")
-    g.add_argument("--early-game", type=int, default=None, metavar="FRAMES", help="train on only the first FRAMES "
-                   "frames of each recording: the early game, the narrow dataset VPT §4.3 fine-tunes on")
+    g.add_argument("--batch", type=common.positive_int, default=8, help="recordings streamed in parallel (per process "
+                   "with torchrun)")
+    g.add_argument("--chunk", type=common.positive_int, default=None, help="frames per sequence (default: the preset's "
+                   "timesteps)")
+    g.add_argument("--steps", type=common.count, default=2400, help="optimiser steps (0: only evaluate --init)")
+    g.add_argument("--data-hours", type=common.positive, default=None, help="train on only this many hours of the "
+                   "recordings (a seeded random subset; the paper's Fig. 8 ablation)")
+    g.add_argument("--early-game", type=common.positive_int, default=None, metavar="FRAMES", help="train on only the "
+                   "first FRAMES frames of each recording: the early game, the narrow dataset VPT §4.3 fine-tunes on")
     g = p.add_argument_group("optimiser")
-    g.add_argument("--lr", type=float, default=1e-3)
-    g.add_argument("--weight-decay", type=float, default=0.05)
-    g.add_argument("--warmup", type=int, default=50, help="steps of linear warm-up")
-    g.add_argument("--clip-grad", type=float, default=1.0, help="clip the gradient's norm to this")
+    g.add_argument("--lr", type=common.positive, default=1e-3)
+    g.add_argument("--weight-decay", type=common.non_negative, default=0.05)
+    g.add_argument("--warmup", type=common.count, default=50, help="steps of linear warm-up")
+    g.add_argument("--clip-grad", type=common.positive, default=1.0, help="clip the gradient's norm to this")
     g = p.add_argument_group("evaluation")
-    g.add_argument("--episodes", type=int, default=24, help="evaluation episodes (0: none)")
-    g.add_argument("--episode-steps", type=int, default=1200, help="length of each evaluation episode")
-    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of the policy")
-    g.add_argument("--held-out", type=float, default=0.05, help="fraction of recordings held out for the loss")
+    g.add_argument("--episodes", type=common.count, default=24, help="evaluation episodes (0: none)")
+    g.add_argument("--episode-steps", type=common.positive_int, default=1200, help="length of each evaluation episode")
+    g.add_argument("--temperature", type=common.positive, default=1.0, help="sampling temperature of the policy")
+    g.add_argument("--held-out", type=common.open_fraction, default=0.05, help="fraction of recordings held out for "
+                   "the loss")
     g.add_argument("--compare", action="store_true", help="also clone on --contractor-data alone, and plot both")
     g = p.add_argument_group("running")
     g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
@@ -105,13 +111,21 @@ def parse_args(argv=None):
     g.add_argument("--checkpoint-activations", action="store_true", help="recompute activations in the backward "
                    "pass: less memory, about a third more compute (large presets)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--workers", type=int, default=os.cpu_count(), help="processes decoding video / running episodes")
-    g.add_argument("--eval-every", type=int, default=500)
-    g.add_argument("--smoke", action="store_true", help="tiny everything: checks that the script runs")
+    g.add_argument("--workers", type=common.count, default=os.cpu_count(), help="processes decoding video / running "
+                   "episodes")
+    g.add_argument("--eval-every", type=common.positive_int, default=500)
+    g.add_argument("--smoke", action="store_true", help="tiny everything, in runs/smoke/ and data/smoke/: "
+                   "checks that the script runs")
     args = p.parse_args(argv)
-    args.data = args.data or [Path("data/labeled")]
-    if args.early_game is not None and args.early_game < 1:
-        p.error(f"--early-game must be a number of frames, 1 or more (got {args.early_game})")
+    args.data = args.data or [common.smoke_path("data/labeled") if args.smoke else Path("data/labeled")]
+    if args.smoke:
+        common.smoke_paths(args, p, ["contractor_data", "out"])
+    if args.steps == 0 and args.init is None:
+        p.error("--steps 0 only evaluates: pass --init with the policy to evaluate")
+    if args.steps == 0 and (args.resume or args.compare):
+        p.error("--steps 0 only evaluates --init: --resume and --compare train")
+    if args.resume and args.overwrite:
+        p.error("--resume continues the run in --out and --overwrite replaces it: pass one")
     if args.smoke:
         args.steps, args.batch, args.episodes, args.episode_steps, args.eval_every = 4, 2, 2, 30, 2
         args.chunk = args.chunk or 8
@@ -152,7 +166,7 @@ class RecordingStreams:
         self.pending = deque()  # AsyncResults (or ready tuples) of recordings being loaded
         self.order = []
         self.rows = [None] * batch  # per row: [frames, buttons, camera, position]
-        self.skipped = []
+        self.skipped = {}  # path -> what is wrong with it
         self.workers = max(workers, 1)
         # frames decoded, seconds the workers spent decoding them, seconds training waited for data
         self.loaded_frames, self.load_seconds, self.wait_seconds = 0, 0.0, 0.0
@@ -176,13 +190,16 @@ class RecordingStreams:
             self.wait_seconds += time.time() - t0
             self.load_seconds += seconds
             if frames is None:
-                self.skipped.append((path, target))
+                if path not in self.skipped:  # named once, however often it is drawn
+                    warnings.warn(f"skipping bad recording: {target}", stacklevel=2)
+                    self.skipped[path] = target
                 continue
             if len(frames) == 0:
                 continue  # every frame null
             self.loaded_frames += len(frames)
             return [frames, target[0], target[1], 0]
-        raise RuntimeError("no readable recording with a non-null action: " + "; ".join(w for _, w in self.skipped[:3]))
+        raise common.UserError(f"none of the {len(self.paths)} recordings has a readable, non-null frame (the warnings "
+                               f"above say why), e.g. {self.paths[0]}")
 
     def next_chunk(self):
         """-> frames uint8 (B, T, H, W, 3), first bool (B, T), buttons int64 (B, T), camera int64 (B, T)."""
@@ -297,17 +314,21 @@ def train(args, model, train_paths, eval_paths, device, rank, world, out, log_pr
                         train_fps=f"{seen / max(train_seconds, 1e-3):.0f}")
         last = step == args.steps - 1
         if rank == 0 and ((step + 1) % args.eval_every == 0 or last):
-            if eval_paths:
+            loss_now = held_out_loss(model, eval_paths, chunk, device, args) if eval_paths else None
+            if loss_now is not None:
                 history["eval_step"].append(step + 1)
-                history["eval_loss"].append(held_out_loss(model, eval_paths, chunk, device, args))
-                tqdm.write(f"{log_prefix}step {step + 1}: held-out loss {history['eval_loss'][-1]:.3f}")
+                history["eval_loss"].append(loss_now)
+                tqdm.write(f"{log_prefix}step {step + 1}: held-out loss {loss_now:.3f}")
             common.save_checkpoint(ckpt_path, model, optimizer, args, step + 1, preset=args.preset, history=history)
     streams.close()
     rates = {"train_frames_per_second": seen / max(train_seconds, 1e-3),
              # what the loader alone can deliver: frames per second of decoding, times the worker processes
              "load_frames_per_second": streams.loaded_frames / max(streams.load_seconds, 1e-3) * streams.workers,
              "data_wait_seconds": round(streams.wait_seconds, 1), "frames_trained": seen,
-             "skipped_recordings": streams.skipped}
+             "skipped_recordings": list(streams.skipped)}
+    if streams.skipped and rank == 0:
+        warnings.warn(f"skipped {len(streams.skipped)} of {len(streams.paths)} training recordings (see warnings "
+                      f"above)", stacklevel=2)
     return history, rates
 
 
@@ -318,7 +339,10 @@ def held_out_loss(model, paths, chunk, device, args, max_frames=20_000):
     total, frames_seen = 0.0, 0
     for path in paths:
         _, frames, target, _ = load_for_bc((path, model.net_args["img_shape"][0], args.early_game))
-        if frames is None or len(frames) == 0:
+        if frames is None:
+            warnings.warn(f"held-out recording left out of the loss: {target}", stacklevel=2)
+            continue
+        if len(frames) == 0:
             continue
         state = model.initial_state(1, device)
         for s in range(0, len(frames), chunk):
@@ -333,7 +357,7 @@ def held_out_loss(model, paths, chunk, device, args, max_frames=20_000):
             frames_seen += x.shape[1]
         if frames_seen >= max_frames:
             break
-    return total / max(frames_seen, 1)
+    return total / frames_seen if frames_seen else None  # None: no held-out frame could be read
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -394,8 +418,8 @@ def clone(args, data_dirs, out, device, rank, world, label):
     """Train one policy on the recordings of data_dirs and evaluate it. Returns its metrics (rank 0)."""
     paths = [p for d in data_dirs for p in (common.find_recordings(d) if Path(d).exists() else [])]
     if not paths:
-        raise SystemExit(f"04_bc.py: no recordings under {', '.join(map(str, data_dirs))} (run 03_label.py first, "
-                         f"or pass --data)")
+        raise common.UserError(f"no recordings under {', '.join(map(str, data_dirs))} (run 03_label.py first, "
+                               f"or pass --data)")
     train_paths, eval_paths = common.split_recordings(paths, args.held_out, args.seed)
     if args.data_hours is not None:
         train_paths = common.take_hours(train_paths, args.data_hours, args.seed)
@@ -421,13 +445,12 @@ def clone(args, data_dirs, out, device, rank, world, label):
                        held_out_loss=history["eval_loss"][-1] if history["eval_loss"] else None)
         if rank == 0:
             plot_loss(history, out / "loss.png")
-    elif rank == 0:
-        common.save_checkpoint(out / "policy.pt", model, None, args, 0, preset=args.preset)
+    elif rank == 0:  # evaluation only: --init is scored as it is, and no checkpoint is written
         metrics["held_out_loss"] = held_out_loss(model.to(device), eval_paths, args.chunk or
                                                  model.net_args["timesteps"], device, args)
     if rank == 0 and args.episodes > 0:
-        rates, info = evaluate_policy(out / "policy.pt", args, desc=f"[{label}] evaluate",
-                                      video_path=out / "rollout.mp4")
+        rates, info = evaluate_policy(out / "policy.pt" if args.steps > 0 else args.init, args,
+                                      desc=f"[{label}] evaluate", video_path=out / "rollout.mp4")
         metrics.update(item_rates=rates, **info)
     return metrics
 
@@ -435,7 +458,7 @@ def clone(args, data_dirs, out, device, rank, world, label):
 def main():
     args = parse_args()
     device, rank, world = common.setup_run(args)
-    args.out.mkdir(parents=True, exist_ok=True)
+    common.claim_out(args, ["policy.pt", "contractor_only/policy.pt"], rank)
     if rank == 0 and args.download:
         print(f"{args.download}: {common.download_recordings(args.download, args.data[0], args.download_n)}")
     if world > 1:
@@ -470,4 +493,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)

@@ -73,35 +73,41 @@ def parse_args(argv=None):
     g.add_argument("--preset", default="toy", choices=list(common.PRESETS["policy"]), help="--scratch: network size")
     g.add_argument("--out", type=Path, default=Path("runs/rl"))
     g.add_argument("--resume", action="store_true", help="continue from --out/policy.pt after an interruption")
+    g.add_argument("--overwrite", action="store_true", help="replace the run that --out holds")
     g.add_argument("--ablations", action="store_true", help="run from scratch, from BC without KL and from BC with KL, "
                    "and plot them together (toy Fig. 7)")
     g = p.add_argument_group("rollouts")
-    g.add_argument("--num-envs", type=int, default=8, help="parallel environments")
-    g.add_argument("--env-workers", type=int, default=os.cpu_count(), help="processes running the environments")
-    g.add_argument("--num-steps", type=int, default=128, help="steps per environment per rollout")
-    g.add_argument("--seq-len", type=int, default=32, help="steps per sequence in the update (state stored at starts)")
-    g.add_argument("--total-steps", type=int, default=131_072, help="environment steps in all")
-    g.add_argument("--episode-steps", type=int, default=1200, help="steps in a training and evaluation episode (as "
-                   "04_bc.py evaluates)")
+    g.add_argument("--num-envs", type=common.positive_int, default=8, help="parallel environments")
+    g.add_argument("--env-workers", type=common.count, default=os.cpu_count(), help="processes running the "
+                   "environments")
+    g.add_argument("--num-steps", type=common.positive_int, default=128, help="steps per environment per rollout")
+    g.add_argument("--seq-len", type=common.positive_int, default=32, help="steps per sequence in the update (state "
+                   "stored at starts)")
+    g.add_argument("--total-steps", type=common.positive_int, default=131_072, help="environment steps in all")
+    g.add_argument("--episode-steps", type=common.positive_int, default=1200, help="steps in a training and evaluation "
+                   "episode (as 04_bc.py evaluates)")
     g = p.add_argument_group("PPO")
-    g.add_argument("--lr", type=float, default=1e-4)
+    g.add_argument("--lr", type=common.positive, default=1e-4)
     g.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=True)
-    g.add_argument("--gamma", type=float, default=0.999)
-    g.add_argument("--gae-lambda", type=float, default=0.95)
-    g.add_argument("--num-minibatches", type=int, default=4)
-    g.add_argument("--update-epochs", type=int, default=2)
+    g.add_argument("--gamma", type=common.number(float, 0, 1), default=0.999)
+    g.add_argument("--gae-lambda", type=common.number(float, 0, 1), default=0.95)
+    g.add_argument("--num-minibatches", type=common.positive_int, default=4)
+    g.add_argument("--update-epochs", type=common.positive_int, default=2)
     g.add_argument("--norm-adv", action=argparse.BooleanOptionalAction, default=True)
-    g.add_argument("--clip-coef", type=float, default=0.2)
+    g.add_argument("--clip-coef", type=common.positive, default=0.2)
     g.add_argument("--clip-vloss", action=argparse.BooleanOptionalAction, default=True)
-    g.add_argument("--ent-coef", type=float, default=0.0, help="entropy bonus (the paper uses none)")
-    g.add_argument("--vf-coef", type=float, default=0.5)
-    g.add_argument("--max-grad-norm", type=float, default=0.5)
-    g.add_argument("--kl-coef", type=float, default=0.2, help="weight of KL(pi || pretrained); 0 turns it off")
-    g.add_argument("--kl-decay", type=float, default=0.99, help="the KL weight is multiplied by this every iteration")
-    g.add_argument("--value-pretrain", type=int, default=4, help="iterations that train only the value head first")
+    g.add_argument("--ent-coef", type=common.non_negative, default=0.0, help="entropy bonus (the paper uses none)")
+    g.add_argument("--vf-coef", type=common.non_negative, default=0.5)
+    g.add_argument("--max-grad-norm", type=common.positive, default=0.5)
+    g.add_argument("--kl-coef", type=common.non_negative, default=0.2, help="weight of KL(pi || pretrained); 0 turns "
+                   "it off")
+    g.add_argument("--kl-decay", type=common.number(float, 0, 1), default=0.99, help="the KL weight is multiplied by "
+                   "this every iteration")
+    g.add_argument("--value-pretrain", type=common.count, default=4, help="iterations that train only the value head "
+                   "first")
     g = p.add_argument_group("evaluation and running")
-    g.add_argument("--eval-episodes", type=int, default=16)
-    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--eval-episodes", type=common.positive_int, default=16)
+    g.add_argument("--temperature", type=common.positive, default=1.0)
     g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     g.add_argument("--bf16", nargs="?", const="on", default="auto", choices=["auto", "on", "off"],
                    help="bfloat16 autocast (default auto: on for CUDA and for CPUs with bfloat16 instructions)")
@@ -109,13 +115,23 @@ def parse_args(argv=None):
     g.add_argument("--checkpoint-activations", action="store_true", help="recompute activations in the backward "
                    "pass: less memory, about a third more compute (large presets)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--smoke", action="store_true", help="tiny everything: checks that the script runs")
+    g.add_argument("--smoke", action="store_true", help="tiny everything, in runs/smoke/ and data/smoke/: "
+                   "checks that the script runs")
     args = p.parse_args(argv)
     if args.smoke:
+        common.smoke_paths(args, p, ["init", "out"])
         args.num_envs, args.num_steps, args.seq_len, args.total_steps = 2, 16, 8, 64
         args.episode_steps, args.eval_episodes, args.value_pretrain = 24, 2, 1
     if args.num_steps % args.seq_len:
         p.error("--num-steps must be a multiple of --seq-len")
+    if args.total_steps < args.num_envs * args.num_steps:
+        p.error(f"--total-steps must be at least one rollout, --num-envs x --num-steps = "
+                f"{args.num_envs * args.num_steps} (got {args.total_steps})")
+    if args.num_minibatches > args.num_envs * args.num_steps // args.seq_len:
+        p.error(f"--num-minibatches must be at most the {args.num_envs * args.num_steps // args.seq_len} sequences of "
+                f"a rollout (--num-envs x --num-steps / --seq-len)")
+    if args.resume and args.overwrite:
+        p.error("--resume continues the run in --out and --overwrite replaces it: pass one")
     return args
 
 
@@ -294,7 +310,7 @@ def load_start(args):
         policy = common.load_model(args.init, kind="policy")
         pretrained = common.load_model(args.init, kind="policy") if args.kl_coef > 0 else None
     except common.ModelFileError as e:
-        raise SystemExit(f"05_rl.py: {e} (run 04_bc.py first, pass --init, or use --scratch)") from None
+        raise common.ModelFileError(f"{e} (run 04_bc.py first, pass --init, or use --scratch)") from None
     if pretrained is not None:
         pretrained.requires_grad_(False)
     return policy, pretrained
@@ -579,6 +595,8 @@ def main():
     args = parse_args()
     # under torchrun each rank runs its own environments; gradients and return statistics are averaged over ranks
     device, rank, world = common.setup_run(args)
+    ablation_runs = [f"{name}/policy.pt" for name in ("from_scratch", "bc_no_kl", "bc_kl")]
+    common.claim_out(args, ["policy.pt"] + ablation_runs, rank)
     if not args.ablations:
         metrics, _ = run(args, args.out, device, "scratch" if args.scratch else "rl", rank, world)
         if rank == 0:
@@ -605,4 +623,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)

@@ -32,7 +32,8 @@ test: $(STAMP)
 
 # make toy: each stage is a Make target, the file it writes last (so an interrupted stage has not written it). Make's
 # own rule decides what is up to date: a stage runs again when that file is missing or older than the stage's script,
-# common.py, worlds.py, toycraft.py or the stage before it; the ones after it follow. Recorded toy data is recorded
+# common.py, worlds.py, toycraft.py or the stage before it; the ones after it follow. A stage that runs again starts
+# over (--overwrite: the stages refuse to replace a run in their --out unless told to). Recorded toy data is recorded
 # again only when toycraft.py is newer than it. Each stage's wall time goes to runs/times.tsv, and report.py writes
 # runs/report.md at the end.
 SHARED := common.py worlds.py toycraft.py
@@ -60,20 +61,20 @@ toy: runs/report.md
 
 $(IDM): 01_idm.py $(SHARED) | $(STAMP)
 	$(call stale_toy_data,data/contractor)
-	$(call stage,01_idm,$(PY) 01_idm.py --env toy)
+	$(call stage,01_idm,$(PY) 01_idm.py --env toy --overwrite)
 
 $(FILTER): 02_filter.py $(SHARED) | $(STAMP)
 	$(call stale_toy_data,data/web)
-	$(call stage,02_filter,$(PY) 02_filter.py --env toy)
+	$(call stage,02_filter,$(PY) 02_filter.py --env toy --overwrite)
 
 $(LABEL): 03_label.py $(SHARED) $(IDM) $(FILTER)
 	$(call stage,03_label,$(PY) 03_label.py --env toy)
 
 $(BC): 04_bc.py $(SHARED) $(LABEL)
-	$(call stage,04_bc,$(PY) 04_bc.py --env toy)
+	$(call stage,04_bc,$(PY) 04_bc.py --env toy --overwrite)
 
 $(RL): 05_rl.py $(SHARED) $(BC)
-	$(call stage,05_rl,$(PY) 05_rl.py --env toy)
+	$(call stage,05_rl,$(PY) 05_rl.py --env toy --overwrite)
 
 runs/report.md: report.py $(IDM) $(FILTER) $(LABEL) $(BC) $(RL)
 	$(call stage,report,$(PY) report.py)

@@ -25,12 +25,16 @@ docs/openai-compat.md says where each piece departs from OpenAI's code, and why.
 item metric are in worlds.py; benchmarks of this file's reader and networks are in tools/bench.py.
 """
 
+import argparse
+import atexit
 import dataclasses
 import datetime
 import json
 import math
 import os
 import pickle
+import shutil
+import sys
 import warnings
 from pathlib import Path
 
@@ -327,7 +331,12 @@ def draw_cursor(frame, x, y):
     return frame
 
 
-class RecordingError(ValueError):
+class UserError(Exception):
+    """A fault in what the user gave a script (a file, a flag, a folder), not in the code. `run_main` prints its message
+    as one line, naming the script, and exits with status 1; every other exception keeps its traceback."""
+
+
+class RecordingError(UserError, ValueError):
     """A recording that cannot be read as it stands. The message names the file (and line) and what is wrong."""
 
 
@@ -377,10 +386,35 @@ def _read_jsonl(jsonl_path):
             _ = (record["mouse"]["dx"], record["mouse"]["dy"], record["mouse"]["buttons"], record["keyboard"]["keys"])
         except (KeyError, TypeError) as e:
             raise RecordingError(f"{jsonl_path}:{lineno}: not a recorder frame (missing field {e})") from None
+        wrong = _wrong_field(record)
+        if wrong:
+            raise RecordingError(f"{jsonl_path}:{lineno}: not a recorder frame ({wrong})")
         records.append(record)
     if not records:
         raise RecordingError(f"{jsonl_path}: empty, no frames recorded")
     return records
+
+
+def _is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _wrong_field(record):
+    """What is wrong with the types of a recorder frame's fields, or None: mouse dx, dy numbers, buttons a list of
+    button numbers, keys a list of key names, hotbar (where present) a slot 0-8."""
+    mouse, keys = record["mouse"], record["keyboard"]["keys"]
+    for axis in ("dx", "dy"):
+        if not _is_number(mouse[axis]):
+            return f"mouse {axis} is {mouse[axis]!r}, not a number"
+    for field, value in (("buttons", mouse["buttons"]), ("newButtons", mouse.get("newButtons", []))):
+        if not isinstance(value, list) or not all(isinstance(b, int) and not isinstance(b, bool) for b in value):
+            return f"mouse {field} is {value!r}, not a list of button numbers"
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        return f"keyboard keys is {keys!r}, not a list of key names"
+    hotbar = record.get("hotbar", 0)
+    if not isinstance(hotbar, int) or isinstance(hotbar, bool) or not 0 <= hotbar <= 8:
+        return f"hotbar is {hotbar!r}, not a slot 0-8"
+    return None
 
 
 def json_to_env_actions(records):
@@ -1283,7 +1317,7 @@ def label_scores(pred_buttons, pred_camera, true_buttons, true_camera, true_degr
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UserError, ValueError):
     """A model or checkpoint file that cannot be used. The message names the file and what is wrong."""
 
 
@@ -1392,8 +1426,14 @@ def save_checkpoint(path, model, optimizer=None, args=None, step=0, **extra):
         "step": int(step), **extra,
     }
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # a full disk shows up as either, depending on where torch.save notices
+        tmp.unlink(missing_ok=True)
+        free = shutil.disk_usage(path.parent).free / 2**20
+        raise UserError(f"{path}: could not be written ({type(e).__name__}: {e}; {free:.0f} MiB free on its disk); "
+                        f"the previous checkpoint, if any, is kept") from None
     return path
 
 
@@ -1420,7 +1460,14 @@ def resume_from(path, model, optimizer):
         return None
     ckpt = load_checkpoint(path)
     _load_state(model, ckpt["model"], path, "the network being trained (resume with the flags it was trained with)")
-    optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt.get("optimizer") is None:
+        raise ModelFileError(f"{path}: holds no optimiser state, so its training cannot be resumed (start a new run "
+                             f"from it with --init)")
+    try:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    except (ValueError, KeyError) as e:
+        raise ModelFileError(f"{path}: its optimiser state does not fit this run's (a checkpoint of another stage? "
+                             f"{e})") from None
     return ckpt
 
 
@@ -1490,7 +1537,12 @@ def setup_run(args, process_group=True):
         rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    device = torch.device(args.device)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise UserError(f"--device {args.device}: not a device torch knows (cpu, cuda, cuda:1, mps, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {args.device}: this torch sees no CUDA GPU")
     if device.type == "cuda" and distributed:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
@@ -1499,6 +1551,140 @@ def setup_run(args, process_group=True):
     torch.manual_seed(args.seed + rank)
     np.random.seed(args.seed + rank)
     return device, rank, world
+
+
+# Flag types that refuse a nonsense value at parse time, with the allowed range, before any work is done. argparse
+# prints "<script>: error: argument --batch: must be a whole number, 1 or more (got 0)" and exits with status 2.
+def number(kind=int, low=None, high=None, low_open=False, high_open=False):
+    """An argparse type: an int or float in [low, high] (an end is left out with low_open / high_open; None: no
+    bound), finite."""
+    what = "a whole number" if kind is int else "a number"
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what} (got {text!r})") from None
+        bad = not math.isfinite(value) or (low is not None and (value <= low if low_open else value < low)) or \
+            (high is not None and (value >= high if high_open else value > high))
+        if bad:
+            lo = "" if low is None else f"{'above' if low_open else 'at least'} {low}"
+            hi = "" if high is None else f"{'below' if high_open else 'at most'} {high}"
+            raise argparse.ArgumentTypeError(f"must be {what}, {' and '.join(x for x in (lo, hi) if x)} (got {text})")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
+
+
+count = number(int, 0)  # 0, 1, 2, ...
+positive_int = number(int, 1)  # 1, 2, ...
+positive = number(float, 0, low_open=True)  # above 0
+non_negative = number(float, 0)
+open_fraction = number(float, 0, 1, low_open=True, high_open=True)  # strictly between 0 and 1
+
+
+def smoke_path(path):
+    """runs/x -> runs/smoke/x and data/x -> data/smoke/x: where --smoke runs write and read, so that a smoke test never
+    touches make toy's runs and data, nor is taken for them."""
+    path = Path(path)
+    return Path(path.parts[0], "smoke", *path.parts[1:]) if path.parts[:1] in (("runs",), ("data",)) else path
+
+
+def smoke_paths(args, parser, names):
+    """--smoke: move the flags `names` that were left at their default paths into the smoke tree (smoke_path); a path
+    given on the command line stays as given."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value == parser.get_default(name):
+            setattr(args, name, smoke_path(value))
+
+
+def run_main(main):
+    """Every script's entry point: main(), with a UserError (a bad file, flag or folder) turned into one line on stderr,
+    "<script>: <what is wrong>", and exit status 1. Programming errors keep their tracebacks."""
+    try:
+        main()
+    except UserError as e:
+        print(f"{Path(sys.argv[0]).name}: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def claim_out(args, checkpoints=(), rank=0):
+    """Make sure this run may write into args.out, before it writes anything there, and hold the folder until it ends.
+
+    A folder that holds a run's checkpoint (any of `checkpoints`, relative to args.out) is only continued (--resume)
+    or replaced (--overwrite, printed; a --smoke run replaces another --smoke run's output unasked): a run never
+    overwrites finished work unasked. --resume with nothing to resume stops, so that a mistyped --out does not
+    silently start again from step 0. An evaluation-only run (--steps 0) writes no checkpoint; into a folder with one
+    it writes only where --overwrite asks it to re-evaluate that very checkpoint (--init). Two runs at once into one
+    folder would interleave their files: the second stops, naming the process that holds the folder (`.lock`, which
+    a dead process does not leave stuck)."""
+    out = Path(args.out)
+    found = [out / c for c in checkpoints if (out / c).exists()]
+    resume, overwrite = getattr(args, "resume", False), getattr(args, "overwrite", False)
+    evaluate_only = getattr(args, "steps", None) == 0
+    if resume and not found:
+        raise UserError(f"--resume: {out / checkpoints[0]} does not exist, so there is nothing to resume (check "
+                        f"--out, or leave out --resume to start a new run)")
+    # a --smoke run's output is no finished work: another --smoke run replaces it unasked
+    smoke_over_smoke = getattr(args, "smoke", False) and _config(out).get("smoke") is True
+    if found and not resume and not smoke_over_smoke:
+        if not overwrite:
+            raise UserError(f"{out} already holds a run ({found[0].relative_to(out)}); pass --resume to continue it, "
+                            f"--overwrite to replace it, or choose another --out")
+        init = getattr(args, "init", None)
+        if evaluate_only and not (init and Path(init).resolve() == found[0].resolve()):
+            raise UserError(f"{out} holds a run ({found[0].relative_to(out)}) and --steps 0 only evaluates --init: "
+                            f"choose another --out for the evaluation (--overwrite re-evaluates a folder's own "
+                            f"checkpoint only)")
+        if rank == 0:
+            print(f"--overwrite: the run in {out} is replaced")
+    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        _lock_folder(out)
+
+
+def _config(out):
+    """The config.json a stage wrote into `out` ({} where there is none or it cannot be read)."""
+    try:
+        config = json.loads((Path(out) / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _lock_folder(out):
+    """Create out/.lock holding our process id, refusing while a live process holds it; removed when we exit."""
+    lock = out / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise UserError(f"{out} is being written by another run (process {pid}); wait for it to end, or "
+                                f"choose another --out") from None
+            lock.unlink(missing_ok=True)  # left by a process that died
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        atexit.register(lambda: lock.exists() and lock.read_text().strip() == str(os.getpid()) and lock.unlink())
+        return
+    raise UserError(f"{lock}: cannot take the folder's lock")
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def run_info(device):
@@ -1529,9 +1715,13 @@ def split_recordings(paths, held_out, seed):
 
 
 def recording_frames(path):
-    """Frames (actions) in a recording: the lines of its .jsonl (path: the .jsonl or the .mp4 beside it)."""
-    with open(Path(path).with_suffix(".jsonl")) as f:
-        return sum(1 for _ in f)
+    """Frames (actions) in a recording: the lines of its .jsonl (path: the .jsonl or the .mp4 beside it); 0 where it
+    cannot be read (the reader skips that recording later, naming what is wrong)."""
+    try:
+        with open(Path(path).with_suffix(".jsonl"), "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return 0
 
 
 def take_hours(paths, hours, seed=0):
@@ -1589,6 +1779,11 @@ def read_index(index):
         base, relpaths = data["basedir"], data["relpaths"]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise RecordingError(f"{index}: not an index file of OpenAI's ({type(e).__name__}: {e})") from None
+    if not isinstance(base, str) or not base.startswith(("http://", "https://")):
+        # urllib would also follow file://, ftp:// and others: an index must not copy local files into --data
+        raise RecordingError(f"{index}: basedir {base!r} is not an http:// or https:// address")
+    if not isinstance(relpaths, list) or not all(isinstance(r, str) for r in relpaths):
+        raise RecordingError(f"{index}: relpaths must be a list of strings")
     stems = [r[:-len(".mp4")] if r.endswith(".mp4") else r for r in relpaths]
     return [base.rstrip("/") + "/" + r.lstrip("/") for r in stems]
 
@@ -1598,10 +1793,24 @@ def _fetch(url, path, bar):
     else starting over. Raises urllib.error.HTTPError (e.g. 404) for a missing file."""
     import urllib.request
 
+    import urllib.error
+
     part = path.with_name(path.name + ".part")
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    with urllib.request.urlopen(request, timeout=60) as r:
+    try:
+        r = urllib.request.urlopen(request, timeout=60)
+    except urllib.error.HTTPError as e:
+        if e.code != 416 or not have:
+            raise
+        # 416: nothing at or after byte `have`. A run killed between the last byte and the rename left a whole file
+        # (the server's Content-Range says "bytes */<size>"); anything else is started over.
+        if e.headers.get("Content-Range", "") == f"bytes */{have}":
+            part.replace(path)
+            return
+        part.unlink()
+        return _fetch(url, path, bar)
+    with r:
         resumed = have > 0 and r.status == 206
         with open(part, "ab" if resumed else "wb") as f:
             while block := r.read(1 << 20):
@@ -1635,10 +1844,13 @@ def download_recordings(index, out, n=None, progress=True):
                     _fetch(file_url, path, bar)
             counts["downloaded"] += 1
         except urllib.error.HTTPError as e:
+            # what was fetched of the recording is kept: a rerun fetches only what is missing, and the readers pass
+            # over a .jsonl without its .mp4
             counts["missing"] += 1
-            for _, path in targets:  # half a recording is no recording
-                path.unlink(missing_ok=True)
             warnings.warn(f"{e.url}: {e.code} {e.reason}; recording skipped", stacklevel=2)
+        except urllib.error.URLError as e:
+            raise UserError(f"{file_url}: cannot be reached ({e.reason}); what was downloaded is kept, and a rerun "
+                            f"goes on from there") from None
         bar.set_postfix(recordings=f"{i + 1}/{len(urls)}", missing=counts["missing"])
     bar.close()
     return counts

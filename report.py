@@ -18,6 +18,7 @@ Commands:
     python report.py --docs                   # also docs/results.md, its figures, and the README's headline table
     python report.py paper-figures            # the ablations (hours on 2 cores), then the report
     python report.py paper-figures --smoke    # every ablation at smoke size: checks the machinery
+    python report.py --smoke                  # the report of the smoke tree (runs/smoke/, after each stage's --smoke)
 """
 
 import argparse
@@ -34,8 +35,9 @@ import common
 import worlds
 
 ITEMS = common.ITEMS
-RUNS = Path("runs")
+RUNS = Path("runs")  # with --smoke, runs/smoke and data/smoke, where the stages' --smoke runs go
 PAPER_RUNS = RUNS / "paper"
+DATA = Path("data")
 # the sizes each ablation is run at (toy hours); make toy's own runs add the largest point of each curve
 IDM_HOURS = [0.05, 0.15, 0.3]  # Fig. 3 left and Fig. 9: below 01's default of 0.5 toy hours of contractor data
 BC_HOURS = [0.15, 0.5]  # Fig. 8 left: below the pseudo-labelled hours that 02 keeps of its 4 toy hours of web video
@@ -66,14 +68,15 @@ def ablation_runs():
     for h in IDM_HOURS:
         runs.append((f"Fig. 9: label the web video with the {h} h IDM",
                      py + ["03_label.py", "--idm", str(PAPER_RUNS / "idm_sweep" / f"idm_{h:g}h.pt"),
-                           "--out", f"data/paper/labeled_{h:g}h", "--run-dir", str(PAPER_RUNS / f"label_{h:g}h")],
+                           "--out", str(DATA / "paper" / f"labeled_{h:g}h"), "--run-dir",
+                           str(PAPER_RUNS / f"label_{h:g}h")],
                      PAPER_RUNS / f"label_{h:g}h" / "metrics.json"))
         runs.append((f"Fig. 9: clone a policy on the {h} h IDM's labels",
-                     py + ["04_bc.py", "--data", f"data/paper/labeled_{h:g}h", "--out",
+                     py + ["04_bc.py", "--data", str(DATA / "paper" / f"labeled_{h:g}h"), "--out",
                            str(PAPER_RUNS / f"bc_idm_{h:g}h")],
                      PAPER_RUNS / f"bc_idm_{h:g}h" / "metrics.json"))
     runs.append(("Fig. 3 right: clone a policy on the contractor data alone",
-                 py + ["04_bc.py", "--data", "data/contractor", "--out", str(PAPER_RUNS / "bc_contractor")],
+                 py + ["04_bc.py", "--data", str(DATA / "contractor"), "--out", str(PAPER_RUNS / "bc_contractor")],
                  PAPER_RUNS / "bc_contractor" / "metrics.json"))
     for h in BC_HOURS:
         runs.append((f"Fig. 8 left: clone a policy on {h} h of pseudo-labelled video",
@@ -87,14 +90,17 @@ def ablation_runs():
 
 def run_ablations(smoke):
     """Run every ablation that has not finished yet, logging each one's wall time to runs/paper/times.tsv."""
-    if not (RUNS / "bc" / "policy.pt").exists() or not Path("data/labeled").exists():
-        raise SystemExit("report.py paper-figures: run `make toy` first (the ablations build on its data and runs)")
+    if not (RUNS / "bc" / "policy.pt").exists() or not (DATA / "labeled").exists():
+        raise SystemExit("report.py paper-figures: run `make toy` first (the ablations build on its data and runs)"
+                         if not smoke else "report.py paper-figures --smoke: run each stage with --smoke first")
     PAPER_RUNS.mkdir(parents=True, exist_ok=True)
     for what, cmd, done in ablation_runs():
         if done.exists():
             print(f"=== paper-figures: {what}: done already ({done})")
             continue
         cmd = cmd + ["--smoke"] if smoke else cmd
+        if "03_label.py" not in cmd[1]:
+            cmd = cmd + ["--overwrite"]  # an interrupted ablation starts over
         print(f"=== paper-figures: {what}\n    {' '.join(cmd[1:])}", flush=True)
         start = time.time()
         subprocess.run(cmd, check=True)
@@ -432,11 +438,16 @@ def write_docs(text):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", nargs="?", default="report", choices=["report", "paper-figures"])
-    p.add_argument("--smoke", action="store_true", help="paper-figures: every ablation at smoke size")
+    p.add_argument("--smoke", action="store_true", help="the smoke tree (runs/smoke/, data/smoke/); paper-figures: "
+                   "every ablation at smoke size")
     p.add_argument("--docs", action="store_true", help="also write docs/results.md (figures in docs/results/) and "
                    "the README's headline table")
     p.add_argument("--gif-steps", type=int, default=360, help="length of the final agent's GIF episode (0: no GIF)")
     args = p.parse_args()
+    if args.smoke:
+        global RUNS, PAPER_RUNS, DATA
+        RUNS, DATA = common.smoke_path(RUNS), common.smoke_path(DATA)
+        PAPER_RUNS = RUNS / "paper"
     if args.command == "paper-figures":
         run_ablations(args.smoke)
     policy = next((p for p in (RUNS / "rl" / "policy.pt", RUNS / "bc" / "policy.pt") if p.exists()), None)

@@ -326,6 +326,33 @@ def cast_rays(grid, px, py, rx, ry, max_dist=VIEW_DISTANCE):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def read_action(action):
+    """A MineRL action dict -> ({button: 0/1 held}, (d_pitch, d_yaw) degrees), refusing what MineRL would refuse: a
+    key it does not have, or a value that is not a number (a button) or two finite numbers (the camera). Missing keys
+    are released; any non-zero button value is held."""
+    if not isinstance(action, dict):
+        raise ValueError(f"an action is a dict of MineRL's keys (env.noop_action() is one), not a "
+                         f"{type(action).__name__}")
+    unknown = sorted(set(action) - set(common.MINERL_KEYS))
+    if unknown:
+        raise ValueError(f"action key {unknown[0]!r} is not one of MineRL's: {', '.join(common.MINERL_KEYS)}")
+    held = {}
+    for key in common.MINERL_KEYS:
+        if key == "camera":
+            continue
+        value = np.asarray(action.get(key, 0))
+        if value.size != 1 or value.dtype.kind not in "biuf":
+            raise ValueError(f"action {key!r} is {action[key]!r}: a button is one number, 0 (released) or 1 (held)")
+        held[key] = int(value.reshape(-1)[0] != 0)
+    # the camera is float32 in MineRL's action space; casting first makes a replay from a recording exact
+    camera = np.asarray(action.get("camera", (0, 0)))
+    if camera.size != 2 or camera.dtype.kind not in "biuf" or not np.isfinite(camera).all():
+        raise ValueError(f"action 'camera' is {action['camera']!r}: it is two finite numbers, [d_pitch, d_yaw] in "
+                         f"degrees")
+    d_pitch, d_yaw = (float(v) for v in camera.astype(np.float32).reshape(-1))
+    return held, (d_pitch, d_yaw)
+
+
 class ToyCraft:
     """A MineRL-1.0-style environment: obs = env.reset(); obs, reward, done, info = env.step(action).
 
@@ -338,6 +365,10 @@ class ToyCraft:
     """
 
     def __init__(self, seed=0, size=64, world_size=64, max_steps=6000, creative=False):
+        for name, value, low in (("seed", seed, 0), ("size", size, 16), ("world_size", world_size, 16),
+                                 ("max_steps", max_steps, 1)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+                raise ValueError(f"ToyCraft: {name} must be a whole number, at least {low} (got {value!r})")
         self.world_seed, self.size, self.world_size, self.max_steps = seed, size, world_size, max_steps
         # creative mode is an "unclean" look for the toy internet: floating higher, instant mining, a different HUD
         self.creative = creative
@@ -385,12 +416,12 @@ class ToyCraft:
         return common.minerl_noop()
 
     def step(self, action):
+        if not hasattr(self, "done"):
+            raise RuntimeError("step() called before reset(); call reset() first, as with any MineRL env")
         if self.done:
             raise RuntimeError("step() called on a finished episode; call reset()")
-        held = {k: int(np.asarray(action.get(k, 0)).reshape(-1)[0] != 0) for k in common.MINERL_KEYS if k != "camera"}
+        held, (d_pitch, d_yaw) = read_action(action)
         pressed = {k: held[k] and not self.prev[k] for k in held}  # rising edges
-        # the camera is float32 in MineRL's action space; casting first makes a replay from a recording exact
-        d_pitch, d_yaw = (float(v) for v in np.asarray(action.get("camera", (0, 0)), np.float32).reshape(-1)[:2])
 
         # hotbar keys select a slot (several held: the highest wins, as in VPT's joint action space)
         for i in range(9, 0, -1):

@@ -353,6 +353,13 @@ class _RangeHandler:
                     return
                 data = path.read_bytes()
                 start = int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
+                if start >= len(data):  # RFC 9110: nothing at or after that byte
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(data)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    log.append((self.path, 416))
+                    return
                 self.send_response(206 if start else 200)
                 self.send_header("Content-Length", str(len(data) - start))
                 self.end_headers()
@@ -385,7 +392,9 @@ def test_download_from_an_index_over_loopback_resumes_and_skips_missing(tmp_path
         with pytest.warns(UserWarning, match="c.mp4: 404"):
             counts = c.download_recordings(tmp_path / "index.json", out, n=3, progress=False)
         assert counts == {"downloaded": 2, "present": 0, "missing": 1}
-        assert sorted(p.name for p in out.iterdir()) == ["a.jsonl", "a.mp4", "b.jsonl", "b.mp4"]  # no half of c
+        # c's .jsonl is kept (a rerun would fetch only its video); the readers pass over it, having no video
+        assert sorted(p.name for p in out.iterdir()) == ["a.jsonl", "a.mp4", "b.jsonl", "b.mp4", "c.jsonl"]
+        assert [p.name for p in c.find_recordings(out)] == ["a.mp4", "b.mp4"]
         assert (out / "b.mp4").read_bytes() == (site / "b.mp4").read_bytes()
         # an interrupted download of d left half its video: the rerun skips a and b and fetches only the rest of d
         (out / "d.jsonl").write_bytes((site / "d.jsonl").read_bytes())
@@ -396,8 +405,33 @@ def test_download_from_an_index_over_loopback_resumes_and_skips_missing(tmp_path
         assert counts == {"downloaded": 1, "present": 2, "missing": 1}
         assert (out / "d.mp4").read_bytes() == (site / "d.mp4").read_bytes() and not (out / "d.mp4.part").exists()
         assert ("/data/10.0/d.mp4", 10240 - 5000) in log
+        # killed after d's last byte, before the rename: the whole video waits as .part, and the server answers 416
+        (out / "d.mp4").rename(out / "d.mp4.part")
+        log.clear()
+        with pytest.warns(UserWarning, match="c.mp4: 404"):
+            counts = c.download_recordings(tmp_path / "index.json", out, progress=False)
+        assert counts == {"downloaded": 1, "present": 2, "missing": 1} and ("/data/10.0/d.mp4", 416) in log
+        assert (out / "d.mp4").read_bytes() == (site / "d.mp4").read_bytes() and (out / "d.jsonl").exists()
         with pytest.raises(c.RecordingError, match="index.json: not an index file"):
             (tmp_path / "index.json").write_text('{"relpaths": []}')
             c.read_index(tmp_path / "index.json")
     finally:
         server.shutdown()
+
+
+def test_an_index_may_only_point_at_http_and_a_dead_server_is_one_line(tmp_path):
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "s.jsonl").write_text("{}\n")
+    (secret / "s.mp4").write_bytes(b"video")
+    for base in (f"file://{secret}", "ftp://127.0.0.1/", "gopher://x/", 5):
+        (tmp_path / "index.json").write_text(json.dumps({"basedir": base, "relpaths": ["s"]}))
+        with pytest.raises(c.RecordingError, match="not an http:// or https:// address"):
+            c.download_recordings(tmp_path / "index.json", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # nothing local was copied
+    (tmp_path / "index.json").write_text(json.dumps({"basedir": "http://127.0.0.1:9", "relpaths": [1, 2]}))
+    with pytest.raises(c.RecordingError, match="relpaths must be a list of strings"):
+        c.read_index(tmp_path / "index.json")
+    (tmp_path / "index.json").write_text(json.dumps({"basedir": "http://127.0.0.1:9", "relpaths": ["s"]}))
+    with pytest.raises(c.UserError, match="127.0.0.1:9/s.jsonl: cannot be reached"):  # port 9: nothing listens
+        c.download_recordings(tmp_path / "index.json", tmp_path / "out", progress=False)

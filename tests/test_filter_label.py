@@ -58,7 +58,7 @@ def test_labels_file_round_trip_and_errors(tmp_path):
 
     def error(text):
         (tmp_path / "bad.csv").write_text(text)
-        with pytest.raises(SystemExit) as e:
+        with pytest.raises(c.UserError) as e:
             filter_stage.read_labels(tmp_path / "bad.csv", tmp_path)
         return str(e.value)
 
@@ -174,7 +174,7 @@ def test_label_run_skips_bad_segments_and_resumes(tmp_path, monkeypatch):
     assert metrics["segments_already_labelled"] == 1 and metrics["frames_labelled_now"] == 0
 
 
-def test_label_run_relabels_for_a_new_idm_and_drops_stale_segments(tmp_path, monkeypatch):
+def test_label_run_relabels_for_a_new_idm_and_drops_stale_segments(tmp_path, monkeypatch, capsys):
     # what `make toy` relies on when 01 or 02 ran again: labels of another IDM, and segments 02 no longer keeps, go
     monkeypatch.chdir(tmp_path)
     video = _source_video(tmp_path / "web" / "w.mp4")
@@ -190,11 +190,14 @@ def test_label_run_relabels_for_a_new_idm_and_drops_stale_segments(tmp_path, mon
     torch.manual_seed(1)
     _tiny_idm(tmp_path / "idm.pt")  # retrained: other weights, same path
     (tmp_path / "segments.json").write_text(json.dumps({"segments": [{"video": str(video), "start": 0, "end": 30}]}))
+    capsys.readouterr()
     label_stage.main()
     metrics = json.loads((tmp_path / "runs" / "label" / "metrics.json").read_text())
     assert metrics["segments_already_labelled"] == 0 and metrics["frames_labelled_now"] == 30
     assert metrics["stale_segments_removed"] == 1
-    assert sorted(p.name for p in out.glob("*")) == ["w_0000000-0000030-options.json", "w_0000000-0000030.jsonl"]
+    # said on the console, naming what goes, before it goes
+    assert "removing 1 labelled segments from data/labeled that segments.json does not list" in capsys.readouterr().out
+    assert sorted(p.name for p in out.glob("[!.]*")) == ["w_0000000-0000030-options.json", "w_0000000-0000030.jsonl"]
     assert json.loads((out / "w_0000000-0000030-options.json").read_text())["idm_sha256"] == metrics["idm_sha256"]
     # a recording that 03 did not write is never touched
     (out / "mine-options.json").write_text(json.dumps({"video": "../web/w.mp4", "start": 0, "end": 10}))
@@ -205,7 +208,7 @@ def test_label_run_relabels_for_a_new_idm_and_drops_stale_segments(tmp_path, mon
 def test_label_run_refuses_a_missing_idm(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("sys.argv", ["03_label.py", "--idm", "nothing.pt"])
-    with pytest.raises(SystemExit, match="nothing.pt: no such checkpoint"):
+    with pytest.raises(c.UserError, match="nothing.pt: no such checkpoint"):
         label_stage.main()
 
 

@@ -19,38 +19,40 @@ def test_idm_trains_under_torchrun_with_two_processes(tmp_path):
 
 
 def test_chain_of_stages(tmp_path):
-    # 01 -> 05 with their default hand-off paths, as make toy runs them, then the report
+    runs, data = tmp_path / "runs" / "smoke", tmp_path / "data" / "smoke"  # --smoke never writes where make toy does
+    # 01 -> 05 with their default hand-off paths, as make toy runs them (moved into the smoke tree), then the report
     for script in ["01_idm.py", "02_filter.py", "03_label.py", "04_bc.py", "05_rl.py"]:
         out = subprocess.run([sys.executable, str(ROOT / script), "--smoke"], cwd=tmp_path, capture_output=True,
                              text=True, timeout=300)
         assert out.returncode == 0, f"{script}: {out.stderr[-2000:]}"
-    (tmp_path / "runs" / "times.tsv").write_text("01_idm\t61\n05_rl\t30\n05_rl\t29\n")
+    assert not (tmp_path / "runs" / "idm").exists() and not (tmp_path / "data" / "contractor").exists()
+    (runs / "times.tsv").write_text("01_idm\t61\n05_rl\t30\n05_rl\t29\n")
     (tmp_path / "README.md").write_text("# x\n<!-- results:start -->\nold table\n<!-- results:end -->\nrest\n")
     (tmp_path / "docs").mkdir()
-    out = subprocess.run([sys.executable, str(ROOT / "report.py"), "--gif-steps", "10", "--docs"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, str(ROOT / "report.py"), "--smoke", "--gif-steps", "10", "--docs"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    filtered = json.loads((tmp_path / "runs" / "filter" / "metrics.json").read_text())
+    filtered = json.loads((runs / "filter" / "metrics.json").read_text())
     assert {"accuracy", "precision", "recall", "kept_fraction"} <= set(filtered) and "truth" in filtered
-    labelled = json.loads((tmp_path / "runs" / "label" / "metrics.json").read_text())
+    labelled = json.loads((runs / "label" / "metrics.json").read_text())
     assert labelled["frames"] > 0 and {"button_f1", "camera_accuracy", "frames_per_second"} <= set(labelled)
     # the pseudo-labels load like contractor data
     episodes = [common.load_contractor_episode(p, size=64, skip_null=False)
-                for p in common.find_recordings(tmp_path / "data" / "labeled")]
+                for p in common.find_recordings(data / "labeled")]
     assert len(episodes) == labelled["segments"] and sum(len(e) for e in episodes) == labelled["frames"]
-    cloned = json.loads((tmp_path / "runs" / "bc" / "metrics.json").read_text())
+    cloned = json.loads((runs / "bc" / "metrics.json").read_text())
     assert set(cloned["item_rates"]) == set(common.ITEMS) and cloned["episodes"] == 2
-    assert (tmp_path / "runs" / "bc" / "policy.pt").exists() and (tmp_path / "runs" / "bc" / "rollout.mp4").exists()
-    reinforced = json.loads((tmp_path / "runs" / "rl" / "metrics.json").read_text())
+    assert (runs / "bc" / "policy.pt").exists() and (runs / "bc" / "rollout.mp4").exists()
+    reinforced = json.loads((runs / "rl" / "metrics.json").read_text())
     assert set(reinforced["item_rates"]) == set(common.ITEMS) and reinforced["env_steps"] == 64
-    assert (tmp_path / "runs" / "rl" / "training.png").exists()
-    report = (tmp_path / "runs" / "report.md").read_text()
-    idm = json.loads((tmp_path / "runs" / "idm" / "metrics.json").read_text())
+    assert (runs / "rl" / "training.png").exists()
+    report = (runs / "report.md").read_text()
+    idm = json.loads((runs / "idm" / "metrics.json").read_text())
     assert f"| {idm['button_accuracy']:.3f} | 0.906 |" in report  # the IDM's number beside the paper's
     # a stage's latest time counts, beside the machine and day its metrics say it ran on
     on = reinforced["run"]
     assert f"| 05_rl | 0.5 | {on['machine']}, {on['date']} |" in report and "| all | 1.5 | |" in report
-    assert "![04: zero-shot item rates](bc/item_rates.png)" in report and (tmp_path / "runs" / "agent.gif").exists()
+    assert "![04: zero-shot item rates](bc/item_rates.png)" in report and (runs / "agent.gif").exists()
     # --docs: the same report in docs/results.md with its figures beside it, and the README's headline table
     results = (tmp_path / "docs" / "results.md").read_text()
     assert "![04: zero-shot item rates](results/bc_item_rates.png)" in results
@@ -69,8 +71,8 @@ def test_bc_trains_under_torchrun_with_two_processes(tmp_path):
                           "--smoke", "--data", "data", "--episodes", "0", "--workers", "1"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    config = json.loads((tmp_path / "runs" / "bc" / "config.json").read_text())
-    assert config["world_size"] == 2 and (tmp_path / "runs" / "bc" / "policy.pt").exists()
+    config = json.loads((tmp_path / "runs" / "smoke" / "bc" / "config.json").read_text())
+    assert config["world_size"] == 2 and (tmp_path / "runs" / "smoke" / "bc" / "policy.pt").exists()
 
 
 def test_rl_trains_under_torchrun_with_two_processes(tmp_path):
@@ -79,7 +81,7 @@ def test_rl_trains_under_torchrun_with_two_processes(tmp_path):
                           str(ROOT / "05_rl.py"), "--smoke", "--scratch", "--env-workers", "1"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    metrics = json.loads((tmp_path / "runs" / "rl" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "runs" / "smoke" / "rl" / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["env_steps"] == 64  # --smoke's 64 steps: 2 ranks x 2 envs x 16 steps
 
 
