@@ -150,15 +150,14 @@ def remove_stale(out, segments, source):
     for segments that are no longer in the list (`source`), saying so first: 04 clones everything in `out`, and labels
     of segments the filter no longer keeps must not be cloned. Returns how many."""
     keep = {segment_stem(out, video, start, end).name for video, spans in segments.items() for start, end in spans}
-    stale = [options for options in sorted(out.glob("*-options.json"))
-             if options.name[:-len("-options.json")] not in keep
-             and "labelled_by" in segment_options(out, options.name[:-len("-options.json")])]
+    stems = sorted(options.name[:-len("-options.json")] for options in out.glob("*-options.json"))
+    stale = [stem for stem in stems if stem not in keep and "labelled_by" in segment_options(out, stem)]
     if stale:
         print(f"removing {len(stale)} labelled segments from {out} that {source} does not list (labelled from "
-              f"another segments file), e.g. {stale[0].name[:-len('-options.json')]}.jsonl")
-    for options in stale:
-        Path(str(options)[:-len("-options.json")] + ".jsonl").unlink(missing_ok=True)
-        options.unlink()
+              f"another segments file), e.g. {stale[0]}.jsonl")
+    for stem in stale:
+        (out / f"{stem}.jsonl").unlink(missing_ok=True)
+        (out / f"{stem}-options.json").unlink()
     return len(stale)
 
 

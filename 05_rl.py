@@ -591,12 +591,15 @@ def run(args, out, device, label, rank=0, world=1):
     return metrics, history
 
 
+# --ablations (toy Fig. 7): each run's label in the plot and its folder under --out
+ABLATIONS = {"from scratch": "from_scratch", "BC, no KL": "bc_no_kl", "BC + KL": "bc_kl"}
+
+
 def main():
     args = parse_args()
     # under torchrun each rank runs its own environments; gradients and return statistics are averaged over ranks
     device, rank, world = common.setup_run(args)
-    ablation_runs = [f"{name}/policy.pt" for name in ("from_scratch", "bc_no_kl", "bc_kl")]
-    common.claim_out(args, ["policy.pt"] + ablation_runs, rank)
+    common.claim_out(args, ["policy.pt"] + [f"{name}/policy.pt" for name in ABLATIONS.values()], rank)
     if not args.ablations:
         metrics, _ = run(args, args.out, device, "scratch" if args.scratch else "rl", rank, world)
         if rank == 0:
@@ -610,8 +613,7 @@ def main():
         results, histories = {}, {}
         for label, change in variants.items():
             variant = argparse.Namespace(**{**vars(args), **change})
-            name = label.lower().replace(", ", "_").replace(" + ", "_").replace(" ", "_")
-            results[label], histories[label] = run(variant, args.out / name, device, label, rank, world)
+            results[label], histories[label] = run(variant, args.out / ABLATIONS[label], device, label, rank, world)
         if rank == 0:
             plot_training(histories, args.out / "ablations.png")
             (args.out / "ablations.json").write_text(json.dumps(results, indent=1))

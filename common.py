@@ -1554,7 +1554,7 @@ def setup_run(args, process_group=True):
 
 
 # Flag types that refuse a nonsense value at parse time, with the allowed range, before any work is done. argparse
-# prints "<script>: error: argument --batch: must be a whole number, 1 or more (got 0)" and exits with status 2.
+# prints "<script>: error: argument --batch: must be a whole number, at least 1 (got 0)" and exits with status 2.
 def number(kind=int, low=None, high=None, low_open=False, high_open=False):
     """An argparse type: an int or float in [low, high] (an end is left out with low_open / high_open; None: no
     bound), finite."""
@@ -1672,9 +1672,18 @@ def _lock_folder(out):
             continue
         with os.fdopen(fd, "w") as f:
             f.write(str(os.getpid()))
-        atexit.register(lambda: lock.exists() and lock.read_text().strip() == str(os.getpid()) and lock.unlink())
+        atexit.register(_unlock_folder, lock)
         return
     raise UserError(f"{lock}: cannot take the folder's lock")
+
+
+def _unlock_folder(lock):
+    """At exit: remove the lock, if it is still ours."""
+    try:
+        if lock.read_text().strip() == str(os.getpid()):
+            lock.unlink()
+    except OSError:
+        pass
 
 
 def _alive(pid):

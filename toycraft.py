@@ -326,6 +326,9 @@ def cast_rays(grid, px, py, rx, ry, max_dist=VIEW_DISTANCE):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+KNOWN_KEYS = frozenset(common.MINERL_KEYS)
+
+
 def read_action(action):
     """A MineRL action dict -> ({button: 0/1 held}, (d_pitch, d_yaw) degrees), refusing what MineRL would refuse: a
     key it does not have, or a value that is not a number (a button) or two finite numbers (the camera). Missing keys
@@ -333,7 +336,7 @@ def read_action(action):
     if not isinstance(action, dict):
         raise ValueError(f"an action is a dict of MineRL's keys (env.noop_action() is one), not a "
                          f"{type(action).__name__}")
-    unknown = sorted(set(action) - set(common.MINERL_KEYS))
+    unknown = sorted(action.keys() - KNOWN_KEYS)
     if unknown:
         raise ValueError(f"action key {unknown[0]!r} is not one of MineRL's: {', '.join(common.MINERL_KEYS)}")
     held = {}
