@@ -153,7 +153,7 @@ def load_recordings(paths, size):
         try:
             episode = common.load_contractor_episode(path, size=size, skip_null=False)
         except common.RecordingError as e:
-            warnings.warn(f"skipping bad recording: {e}", stacklevel=2)
+            warnings.warn(f"skipping bad recording: {e}", common.DataWarning)
             skipped += 1
             continue
         buttons, camera = common.idm_targets(episode.actions)
@@ -161,7 +161,7 @@ def load_recordings(paths, size):
                            "degrees": torch.from_numpy(episode.actions["camera"].astype(np.float32)),
                            "gui_open": torch.from_numpy(episode.gui_open), "path": episode.video_path})
     if skipped:
-        warnings.warn(f"skipped {skipped} of {len(paths)} recordings (see warnings above)", stacklevel=2)
+        warnings.warn(f"skipped {skipped} of {len(paths)} recordings (see warnings above)", common.DataWarning)
     if paths and not recordings:
         raise common.UserError(f"none of the {len(paths)} recordings could be read (the warnings above say why), "
                                f"e.g. {paths[0]}")
@@ -374,7 +374,9 @@ def main():
         ensure_toy_data(args)
     if world > 1:
         dist.barrier()
-    paths = common.find_recordings(args.data) if args.data.exists() else []
+    if not args.data.exists():
+        raise common.UserError(f"--data {args.data}: no such folder")
+    paths = common.find_recordings(args.data)
     if not paths:
         raise common.UserError(f"no recordings (.mp4 + .jsonl) under {args.data}")
     # whole recordings are held out, never frames of a training recording: neighbouring frames are near copies

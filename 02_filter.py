@@ -132,47 +132,54 @@ def read_truth(video):
 
 def toy_labels(videos, n, seed):
     """The toy stand-in for contractors labelling frames: n frames drawn uniformly from all the video, labelled from
-    the truth. Returns rows (video, frame, label 0/1)."""
+    the truth. Returns rows (video, frame, label 0/1, where: the video, there being no labels file)."""
     truths = [read_truth(v) for v in videos]
     sizes = np.array([len(t) for t in truths])
     rng = np.random.default_rng(seed)
     picks = np.sort(rng.choice(sizes.sum(), size=min(n, sizes.sum()), replace=False))
     video_of = np.searchsorted(np.cumsum(sizes), picks, side="right")
     frames = picks - np.r_[0, np.cumsum(sizes)][video_of]
-    return [(videos[v], int(f), int(truths[v][f])) for v, f in zip(video_of, frames)]
+    return [(videos[v], int(f), int(truths[v][f]), str(videos[v])) for v, f in zip(video_of, frames)]
 
 
 def write_labels(rows, path, root):
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["video", "frame", "label"])
-        for video, frame, label in rows:
+        for video, frame, label, _ in rows:
             w.writerow([Path(video).relative_to(root).as_posix(), frame, "clean" if label else "unclean"])
 
 
 def read_labels(path, root):
-    """A labels CSV (video,frame,label) -> rows (video path, frame, 0/1), with errors that name the file and line."""
+    """A labels CSV (video,frame,label) -> rows (video path, frame, 0/1, "file:line"), with errors that name the file
+    and line."""
     if not path.exists():
         raise common.UserError(f"{path}: no such labels file")
     rows = []
     with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"video", "frame", "label"} <= set(reader.fieldnames):
-            raise common.UserError(f"{path}: the header must name the columns video,frame,label "
-                                   f"(got {reader.fieldnames})")
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            video = Path(row["video"]) if Path(row["video"]).is_absolute() else root / row["video"]
-            label = {"clean": 1, "1": 1, "unclean": 0, "0": 0}.get((row["label"] or "").strip().lower())
-            if label is None:
-                raise common.UserError(f"{where}: label {row['label']!r} is neither clean/unclean nor 1/0")
-            if not video.exists():
-                raise common.UserError(f"{where}: video {video} does not exist")
-            try:
-                frame = int(row["frame"])
-            except (TypeError, ValueError):
-                raise common.UserError(f"{where}: frame {row['frame']!r} is not a whole number") from None
-            rows.append((video, frame, label))
+        reader = csv.DictReader(f, strict=True)
+        try:
+            if reader.fieldnames is None or not {"video", "frame", "label"} <= set(reader.fieldnames):
+                raise common.UserError(f"{path}: the header must name the columns video,frame,label "
+                                       f"(got {reader.fieldnames})")
+            for row in reader:
+                where = f"{path}:{reader.line_num}"
+                video = Path(row["video"]) if Path(row["video"]).is_absolute() else root / row["video"]
+                label = {"clean": 1, "1": 1, "unclean": 0, "0": 0}.get((row["label"] or "").strip().lower())
+                if label is None:
+                    raise common.UserError(f"{where}: label {row['label']!r} is neither clean/unclean nor 1/0")
+                if not video.exists():
+                    raise common.UserError(f"{where}: video {video} does not exist")
+                try:
+                    frame = int(row["frame"])
+                except (TypeError, ValueError):
+                    raise common.UserError(f"{where}: frame {row['frame']!r} is not a whole number") from None
+                if frame < 0:
+                    raise common.UserError(f"{where}: frame {frame} is negative (frames count from 0)")
+                rows.append((video, frame, label, where))
+        except csv.Error as e:
+            # the reader stops inside the record after the last good one, before counting its lines
+            raise common.UserError(f"{path}:{reader.line_num + 1}: not valid CSV ({e})") from None
     if not rows:
         raise common.UserError(f"{path}: no labelled frames in it")
     return rows
@@ -180,25 +187,24 @@ def read_labels(path, root):
 
 def labelled_frames(rows, size):
     """Decode the labelled frames: (N, size, size, 3) uint8, labels (N,), and the video of each. A video that cannot be
-    read, or a frame beyond its end, is reported and left out."""
+    read, or a frame beyond its end, is reported (with its line of the labels file) and left out."""
     by_video = {}
-    for video, frame, label in rows:
-        by_video.setdefault(Path(video), []).append((frame, label))
+    for video, frame, label, where in rows:
+        by_video.setdefault(Path(video), {})[frame] = (label, where)
     frames, labels, owners = [], [], []
-    for video, items in tqdm(sorted(by_video.items()), desc="reading labelled frames", unit="video", leave=False):
-        wanted = dict(items)
-        last = max(wanted)
-        read = 0
+    for video, wanted in tqdm(sorted(by_video.items()), desc="reading labelled frames", unit="video", leave=False):
+        decoded = 0
         try:
-            for t, frame in enumerate(common.iter_frames(video, size, end=last + 1)):
+            for t, frame in enumerate(common.iter_frames(video, size, end=max(wanted) + 1)):
+                decoded = t + 1
                 if t in wanted:
                     frames.append(frame)
-                    labels.append(wanted[t])
+                    labels.append(wanted[t][0])
                     owners.append(str(video))
-                    read += 1
         except common.RecordingError as e:
-            warnings.warn(f"{len(wanted) - read} of the {len(wanted)} labelled frames of {video} left out: {e}",
-                          stacklevel=2)
+            lost = sorted(f for f in wanted if f >= decoded)
+            warnings.warn(f"{wanted[lost[0]][1]}: frame {lost[0]} left out, and {len(lost) - 1} more of the "
+                          f"{len(wanted)} labelled frames of {video.name}: {e}", common.DataWarning)
     if not frames:
         raise common.UserError(f"none of the {len(rows)} labelled frames could be read (the warnings above say why)")
     return np.stack(frames), np.array(labels, dtype=np.float32), np.array(owners)
@@ -326,7 +332,7 @@ def score_videos(model, videos, size, device, batch=512):
                     parts.append(predict(model, np.stack(chunk), device))
                     chunk = []
         except common.RecordingError as e:
-            warnings.warn(f"skipping video: {e}", stacklevel=2)
+            warnings.warn(f"skipping video: {e}", common.DataWarning)
             skipped.append((str(video), str(e)))
             continue
         if chunk:

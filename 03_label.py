@@ -93,8 +93,12 @@ def read_segments(path):
     try:
         rows = json.loads(path.read_text())["segments"]
         by_video = {}
-        for row in rows:
-            by_video.setdefault(row["video"], []).append((int(row["start"]), int(row["end"])))
+        for i, row in enumerate(rows):
+            start, end = int(row["start"]), int(row["end"])
+            if not 0 <= start < end:
+                raise common.UserError(f"{path}: segment {i} ({row['video']} {start}-{end}) is not a range of frames "
+                                       f"(0 <= start < end)")
+            by_video.setdefault(str(row["video"]), []).append((start, end))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise common.UserError(f"{path}: not a clean-segments file ({type(e).__name__}: {e})") from None
     return by_video
@@ -111,16 +115,15 @@ def segment_stem(out, video, start, end):
 
 def load_idm(args):
     """The IDM and the window to label with: the one it was trained on (01 saves it), else its preset's timesteps."""
-    try:
-        if args.idm.suffix == ".pt":
-            ckpt = common.load_checkpoint(args.idm)
-            model, trained_on = common.build_model(ckpt), ckpt.get("args", {}).get("clip")
-        else:
-            model, trained_on = common.load_model(args.idm), None
-    except common.ModelFileError as e:
-        raise common.UserError(f"{e} (train one with 01_idm.py, or pass --idm)") from None
+    if not args.idm.exists():
+        raise common.UserError(f"{args.idm}: no such checkpoint (train one with 01_idm.py, or pass --idm)")
+    if args.idm.suffix == ".pt":
+        ckpt = common.load_checkpoint(args.idm)
+        model, trained_on = common.build_model(ckpt), ckpt.get("args", {}).get("clip")
+    else:
+        model, trained_on = common.load_model(args.idm), None
     if model.kind != "idm":
-        raise common.UserError(f"{args.idm} holds a {model.kind}, not an IDM")
+        raise common.UserError(f"{args.idm}: holds {common.A_KIND[model.kind]}, not an IDM")
     return model, args.window or trained_on or model.net_args["timesteps"]
 
 
@@ -268,6 +271,7 @@ def main():
             jsonl = segment_stem(args.out, video, start, end).with_suffix(".jsonl")
             done = jsonl.exists() and segment_options(args.out, jsonl.stem).get("idm_sha256") == idm_sha256
             if done and not args.force:
+                jsonl.with_name(jsonl.name + ".tmp").unlink(missing_ok=True)  # a killed run's half-written copy
                 labelled.append((jsonl, video, start, end))
                 skipped_done += 1
                 bar.update(end - start)
@@ -276,7 +280,7 @@ def main():
                 # the IDM would label it with less context than it was trained with: leave it out
                 problems.append((f"{video} {start}-{end}", f"shorter ({end - start} frames) than the IDM's window "
                                                            f"({window})"))
-                warnings.warn(f"skipping {problems[-1][0]}: {problems[-1][1]}", stacklevel=1)
+                warnings.warn(f"skipping {problems[-1][0]}: {problems[-1][1]}", common.DataWarning)
                 bar.update(end - start)
                 continue
             t0 = time.time()
@@ -284,7 +288,7 @@ def main():
                 label_segment(model, video, start, end, window, args, device, idm_sha256)
             except common.RecordingError as e:
                 problems.append((f"{video} {start}-{end}", str(e)))
-                warnings.warn(f"skipping a segment: {e}", stacklevel=1)
+                warnings.warn(f"skipping a segment: {e}", common.DataWarning)
                 bar.update(end - start)
                 continue
             seconds += time.time() - t0

@@ -191,7 +191,7 @@ class RecordingStreams:
             self.load_seconds += seconds
             if frames is None:
                 if path not in self.skipped:  # named once, however often it is drawn
-                    warnings.warn(f"skipping bad recording: {target}", stacklevel=2)
+                    warnings.warn(f"skipping bad recording: {target}", common.DataWarning)
                     self.skipped[path] = target
                 continue
             if len(frames) == 0:
@@ -328,7 +328,7 @@ def train(args, model, train_paths, eval_paths, device, rank, world, out, log_pr
              "skipped_recordings": list(streams.skipped)}
     if streams.skipped and rank == 0:
         warnings.warn(f"skipped {len(streams.skipped)} of {len(streams.paths)} training recordings (see warnings "
-                      f"above)", stacklevel=2)
+                      f"above)", common.DataWarning)
     return history, rates
 
 
@@ -340,7 +340,7 @@ def held_out_loss(model, paths, chunk, device, args, max_frames=20_000):
     for path in paths:
         _, frames, target, _ = load_for_bc((path, model.net_args["img_shape"][0], args.early_game))
         if frames is None:
-            warnings.warn(f"held-out recording left out of the loss: {target}", stacklevel=2)
+            warnings.warn(f"held-out recording left out of the loss: {target}", common.DataWarning)
             continue
         if len(frames) == 0:
             continue
@@ -416,7 +416,10 @@ def plot_loss(history, path):
 
 def clone(args, data_dirs, out, device, rank, world, label):
     """Train one policy on the recordings of data_dirs and evaluate it. Returns its metrics (rank 0)."""
-    paths = [p for d in data_dirs for p in (common.find_recordings(d) if Path(d).exists() else [])]
+    for d in data_dirs:
+        if not Path(d).exists():
+            raise common.UserError(f"{d}: no such folder or file of recordings (run 03_label.py first, or pass --data)")
+    paths = [p for d in data_dirs for p in common.find_recordings(d)]
     if not paths:
         raise common.UserError(f"no recordings under {', '.join(map(str, data_dirs))} (run 03_label.py first, "
                                f"or pass --data)")

@@ -306,11 +306,10 @@ def load_start(args):
     if args.scratch:
         torch.manual_seed(args.seed)
         return common.make_model("policy", args.preset), None
-    try:
-        policy = common.load_model(args.init, kind="policy")
-        pretrained = common.load_model(args.init, kind="policy") if args.kl_coef > 0 else None
-    except common.ModelFileError as e:
-        raise common.ModelFileError(f"{e} (run 04_bc.py first, pass --init, or use --scratch)") from None
+    if not Path(args.init).exists():
+        raise common.UserError(f"{args.init}: no such checkpoint (run 04_bc.py first, pass --init, or use --scratch)")
+    policy = common.load_model(args.init, kind="policy")
+    pretrained = common.load_model(args.init, kind="policy") if args.kl_coef > 0 else None
     if pretrained is not None:
         pretrained.requires_grad_(False)
     return policy, pretrained

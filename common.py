@@ -29,15 +29,20 @@ import argparse
 import atexit
 import dataclasses
 import datetime
+import errno
 import json
 import math
 import os
 import pickle
+import re
 import shutil
 import sys
 import warnings
 from pathlib import Path
 
+# ffmpeg's own notes on a broken file ("moov atom not found") would come before, and add nothing to, the one line that
+# names the file and what is wrong
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2
 import numpy as np
 import torch
@@ -334,6 +339,11 @@ def draw_cursor(frame, x, y):
 class UserError(Exception):
     """A fault in what the user gave a script (a file, a flag, a folder), not in the code. `run_main` prints its message
     as one line, naming the script, and exits with status 1; every other exception keeps its traceback."""
+
+
+class DataWarning(UserWarning):
+    """Something in the user's data that a stage works around rather than stops for (a recording skipped, a label
+    past a video's end). `run_main` prints it as one line, "<script>: warning: <what>"."""
 
 
 class RecordingError(UserError, ValueError):
@@ -1363,6 +1373,29 @@ def read_model_file(path):
     return kind, net_args, head_opts
 
 
+def _torch_load(path, what):
+    """torch.load with weights_only=True (tensors and plain data; a pickled object that would run code is refused
+    before anything runs), its errors turned into one short reason naming the file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols, beside the point here
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        text = str(e)
+        asked = re.search(r"GLOBAL (\S+)", text)
+        if asked:
+            why = (f"refused: it asks to load the Python object {asked.group(1)}, and {what} holds tensors and plain "
+                   f"data only; it is not one, or it has been tampered with (nothing in it was run)")
+        elif "Weights only load failed" in text:
+            why = (f"not {what}: torch cannot read it as tensors and plain data (another kind of file, or one "
+                   f"holding pickled objects; nothing in it was run)")
+        elif isinstance(e, EOFError) or "central directory" in text or "zip archive" in text:
+            why = f"not {what}: empty, truncated or corrupt (an interrupted copy or download?)"
+        else:
+            why = f"not {what} ({type(e).__name__}: {text.splitlines()[0][:200] if text else ''})"
+        raise ModelFileError(f"{path}: {why}") from None
+
+
 def load_openai_model(model_path, weights_path):
     """Build the network an OpenAI .model file describes and load its .weights, strictly.
 
@@ -1373,10 +1406,9 @@ def load_openai_model(model_path, weights_path):
     # OpenAI's agent.py defaults the temperature to 2 for policies when the file does not say
     temperature = float(head_opts.get("temperature", 2.0 if kind == "policy" else 1.0))
     model = VPTModel(kind, net_args, temperature)
-    try:
-        weights = torch.load(weights_path, map_location="cpu", weights_only=True)
-    except Exception as e:  # weights_only refuses pickled code with its own error types
-        raise ModelFileError(f"{weights_path}: not a plain torch state dict ({type(e).__name__}: {e})") from None
+    weights = _torch_load(weights_path, "a torch state dict of weights")
+    if not isinstance(weights, dict):
+        raise ModelFileError(f"{weights_path}: not a torch state dict of weights (it holds a {type(weights).__name__})")
     weights = {k: v for k, v in weights.items() if not k.startswith("aux_value_head.")}
     _load_state(model, weights, weights_path, f"the {kind} that {Path(model_path).name} describes")
     return model
@@ -1432,8 +1464,10 @@ def save_checkpoint(path, model, optimizer=None, args=None, step=0, **extra):
     except (OSError, RuntimeError) as e:  # a full disk shows up as either, depending on where torch.save notices
         tmp.unlink(missing_ok=True)
         free = shutil.disk_usage(path.parent).free / 2**20
-        raise UserError(f"{path}: could not be written ({type(e).__name__}: {e}; {free:.0f} MiB free on its disk); "
-                        f"the previous checkpoint, if any, is kept") from None
+        full = getattr(e, "errno", None) == errno.ENOSPC or "unexpected pos" in str(e)  # torch's zip writer's words
+        why = "the disk is full" if full else f"{type(e).__name__}: {e}"
+        raise UserError(f"{path}: could not be written ({why}; {free:.0f} MiB free on it); the previous checkpoint, "
+                        f"if any, is kept and the partial file removed") from None
     return path
 
 
@@ -1442,10 +1476,7 @@ def load_checkpoint(path):
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"{path}: no such checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ModelFileError(f"{path}: not a readable nanoVPT checkpoint ({type(e).__name__}: {e})") from None
+    ckpt = _torch_load(path, "a nanoVPT checkpoint")
     if not isinstance(ckpt, dict) or "net_args" not in ckpt or "model" not in ckpt:
         raise ModelFileError(f"{path}: not a nanoVPT checkpoint (no network arguments or weights in it)")
     ckpt["path"] = str(path)
@@ -1477,6 +1508,9 @@ def build_model(ckpt):
     return model
 
 
+A_KIND = {"idm": "an IDM", "policy": "a policy"}  # for messages
+
+
 def load_model(path, kind=None):
     """Any model the stages accept for --init: our checkpoint (.pt), or OpenAI's .model with its .weights beside it
     (or the .weights with the .model beside it). Checks the kind (policy or idm) if one is asked for."""
@@ -1486,7 +1520,7 @@ def load_model(path, kind=None):
     else:
         model = build_model(load_checkpoint(path))
     if kind is not None and model.kind != kind:
-        raise ModelFileError(f"{path}: holds a {model.kind}, but a {kind} is needed here")
+        raise ModelFileError(f"{path}: holds {A_KIND[model.kind]}, but {A_KIND[kind]} is needed here")
     return model
 
 
@@ -1602,12 +1636,29 @@ def smoke_paths(args, parser, names):
 
 def run_main(main):
     """Every script's entry point: main(), with a UserError (a bad file, flag or folder) turned into one line on stderr,
-    "<script>: <what is wrong>", and exit status 1. Programming errors keep their tracebacks."""
+    "<script>: <what is wrong>", and exit status 1. Programming errors keep their tracebacks. Warnings
+    about the user's data (DataWarning: a recording skipped, a segment too short) print as one line too,
+    "<script>: warning: <what>", rather than as Python's file:line and source; other warnings keep Python's form."""
+    from tqdm import tqdm
+    script = Path(sys.argv[0]).name
+    python_show = warnings.showwarning
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DataWarning):
+            tqdm.write(f"{script}: warning: {message}", file=sys.stderr)  # on its own line, under any progress bar
+        else:
+            python_show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = one_line
     try:
         main()
     except UserError as e:
-        print(f"{Path(sys.argv[0]).name}: {e}", file=sys.stderr)
+        for bar in list(getattr(tqdm, "_instances", [])):
+            bar.close()  # so that the message starts a line of its own, not the end of a progress bar's
+        print(f"{script}: {e}", file=sys.stderr)
         raise SystemExit(1) from None
+    finally:
+        warnings.showwarning = python_show
 
 
 def claim_out(args, checkpoints=(), rank=0):
@@ -1640,9 +1691,10 @@ def claim_out(args, checkpoints=(), rank=0):
                             f"checkpoint only)")
         if rank == 0:
             print(f"--overwrite: the run in {out} is replaced")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
-        _lock_folder(out)
+        _lock_folder(out, created)
 
 
 def _config(out):
@@ -1654,8 +1706,9 @@ def _config(out):
     return config if isinstance(config, dict) else {}
 
 
-def _lock_folder(out):
-    """Create out/.lock holding our process id, refusing while a live process holds it; removed when we exit."""
+def _lock_folder(out, created=False):
+    """Create out/.lock holding our process id, refusing while a live process holds it; removed when we exit, and
+    with it the folder if this run created it and wrote nothing there (a run stopped by a bad flag or file)."""
     lock = out / ".lock"
     for _ in range(2):
         try:
@@ -1672,16 +1725,18 @@ def _lock_folder(out):
             continue
         with os.fdopen(fd, "w") as f:
             f.write(str(os.getpid()))
-        atexit.register(_unlock_folder, lock)
+        atexit.register(_unlock_folder, lock, created)
         return
     raise UserError(f"{lock}: cannot take the folder's lock")
 
 
-def _unlock_folder(lock):
-    """At exit: remove the lock, if it is still ours."""
+def _unlock_folder(lock, created=False):
+    """At exit: remove the lock, if it is still ours, and the folder if we created it and it stayed empty."""
     try:
         if lock.read_text().strip() == str(os.getpid()):
             lock.unlink()
+            if created:
+                lock.parent.rmdir()  # fails, as it should, unless the folder is empty
     except OSError:
         pass
 
@@ -1693,7 +1748,10 @@ def _alive(pid):
         return False
     except PermissionError:  # another user's live process
         return True
-    return True
+    try:  # Linux: a killed process that nobody has reaped yet (a zombie) is dead too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def run_info(device):
@@ -1800,9 +1858,8 @@ def read_index(index):
 def _fetch(url, path, bar):
     """Download url to path, resuming a .part file left by an interrupted run where the server allows it (HTTP 206),
     else starting over. Raises urllib.error.HTTPError (e.g. 404) for a missing file."""
-    import urllib.request
-
     import urllib.error
+    import urllib.request
 
     part = path.with_name(path.name + ".part")
     have = part.stat().st_size if part.exists() else 0
@@ -1856,7 +1913,7 @@ def download_recordings(index, out, n=None, progress=True):
             # what was fetched of the recording is kept: a rerun fetches only what is missing, and the readers pass
             # over a .jsonl without its .mp4
             counts["missing"] += 1
-            warnings.warn(f"{e.url}: {e.code} {e.reason}; recording skipped", stacklevel=2)
+            warnings.warn(f"{e.url}: {e.code} {e.reason}; recording skipped", DataWarning)
         except urllib.error.URLError as e:
             raise UserError(f"{file_url}: cannot be reached ({e.reason}); what was downloaded is kept, and a rerun "
                             f"goes on from there") from None

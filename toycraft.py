@@ -349,10 +349,13 @@ def read_action(action):
         held[key] = int(value.reshape(-1)[0] != 0)
     # the camera is float32 in MineRL's action space; casting first makes a replay from a recording exact
     camera = np.asarray(action.get("camera", (0, 0)))
-    if camera.size != 2 or camera.dtype.kind not in "biuf" or not np.isfinite(camera).all():
+    if camera.size == 2 and camera.dtype.kind in "biuf":
+        with np.errstate(over="ignore"):
+            camera = camera.astype(np.float32)  # beyond float32's range: inf, refused below
+    if camera.size != 2 or camera.dtype.kind != "f" or not np.isfinite(camera).all():
         raise ValueError(f"action 'camera' is {action['camera']!r}: it is two finite numbers, [d_pitch, d_yaw] in "
                          f"degrees")
-    d_pitch, d_yaw = (float(v) for v in camera.astype(np.float32).reshape(-1))
+    d_pitch, d_yaw = (float(v) for v in camera.reshape(-1))
     return held, (d_pitch, d_yaw)
 
 

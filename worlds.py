@@ -98,7 +98,7 @@ class MineRLEnv:
         info = dict(info)
         if "error" in info:
             # the connection to Minecraft failed: MineRL's observation is random noise, keep the last real one
-            warnings.warn(f"MineRL: {info['error']}; the episode ends here", stacklevel=2)
+            warnings.warn(f"MineRL: {info['error']}; the episode ends here", common.DataWarning)
             self.done = True
             return self.last, 0.0, True, info
         life = obs.get("life_stats", {}).get("life")

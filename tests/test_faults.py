@@ -10,7 +10,9 @@ import os
 import re
 import subprocess
 import sys
+import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ import toycraft as tc
 from conftest import ROOT, load_stage
 
 bc = load_stage("04_bc.py")
+label = load_stage("03_label.py")
 
 
 def run_script(script, *flags, cwd):
@@ -78,12 +81,16 @@ def test_number_types_take_their_range_and_refuse_the_rest():
 def test_a_user_error_is_one_line_naming_the_script_and_a_bug_keeps_its_traceback(tmp_path):
     script = tmp_path / "05_demo.py"
     script.write_text(f"import sys; sys.path.insert(0, {str(ROOT)!r}); import common\n"
+                      "import warnings\n"
                       "def main():\n"
-                      "    if sys.argv[1] == 'user': raise common.ModelFileError('x.pt: no such checkpoint')\n"
+                      "    if sys.argv[1] == 'user':\n"
+                      "        warnings.warn('skipping bad recording: a.jsonl:3: malformed JSON', common.DataWarning)\n"
+                      "        raise common.ModelFileError('x.pt: no such checkpoint')\n"
                       "    raise KeyError('a bug')\n"
                       "common.run_main(main)\n")
     user = subprocess.run([sys.executable, str(script), "user"], capture_output=True, text=True)
-    assert user.returncode == 1 and user.stderr == "05_demo.py: x.pt: no such checkpoint\n"
+    assert user.returncode == 1 and user.stderr == ("05_demo.py: warning: skipping bad recording: a.jsonl:3: malformed "
+                                                    "JSON\n05_demo.py: x.pt: no such checkpoint\n")
     bug = subprocess.run([sys.executable, str(script), "bug"], capture_output=True, text=True)
     assert bug.returncode == 1 and "Traceback" in bug.stderr and "KeyError: 'a bug'" in bug.stderr
 
@@ -138,6 +145,14 @@ def test_a_second_run_into_the_same_folder_stops_and_a_dead_ones_lock_does_not_s
     (out / ".lock").write_text(str(dead.pid))
     c.claim_out(out_args(out))
     assert (out / ".lock").read_text() == str(os.getpid())
+    # killed but not yet reaped (a zombie, as under a container's init that does not reap): dead as well
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    for _ in range(100):
+        if Path(f"/proc/{zombie.pid}/stat").exists() and not c._alive(zombie.pid):
+            break
+        time.sleep(0.05)
+    assert Path(f"/proc/{zombie.pid}").exists() and not c._alive(zombie.pid)
+    zombie.wait()
 
 
 def test_two_label_runs_at_once_into_one_folder(tmp_path):
@@ -154,6 +169,14 @@ def test_two_label_runs_at_once_into_one_folder(tmp_path):
                                         f"wait for it to end, or choose another --out"
     finally:
         holder.kill()
+
+
+def test_a_missing_data_folder_is_one_line_and_leaves_no_empty_output_folder(tmp_path):
+    missing = run_script("04_bc.py", "--data", "nowhere", "--out", "runs/bc", "--steps", "1", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert missing.stderr == "04_bc.py: nowhere: no such folder or file of recordings (run 03_label.py first, or pass " \
+                             "--data)\n"
+    assert not (tmp_path / "runs" / "bc").exists()  # created to be claimed, and removed again, empty
 
 
 def test_evaluating_a_policy_again_leaves_its_checkpoint_byte_for_byte(tmp_path):
@@ -194,7 +217,7 @@ def test_a_full_disk_during_a_save_names_the_file_and_keeps_the_last_checkpoint(
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 28278208 vs 28278100")
 
     monkeypatch.setattr(torch, "save", full_disk)
-    with pytest.raises(c.UserError, match=r"idm.pt: could not be written \(RuntimeError: .*MiB free on its disk\)"):
+    with pytest.raises(c.UserError, match=r"idm.pt: could not be written \(the disk is full; \d+ MiB free on it\)"):
         c.save_checkpoint(path, model, step=2)
     assert path.read_bytes() == before and not (tmp_path / "idm.pt.tmp").exists()
 
@@ -264,6 +287,15 @@ def test_bc_names_each_bad_recording_once_counts_them_and_reports_no_loss_it_cou
             everything_bad.next_chunk()
 
 
+@pytest.mark.parametrize("start, end", [(50, 20), (-30, 20), (7, 7)])
+def test_a_segment_that_is_not_a_range_of_frames_names_the_file_and_segment(tmp_path, start, end):
+    path = tmp_path / "segments.json"
+    segments = [{"video": "w.mp4", "start": 0, "end": 40}, {"video": "w.mp4", "start": start, "end": end}]
+    path.write_text(json.dumps({"segments": segments}))
+    with pytest.raises(c.UserError, match=f"segments.json: segment 1 \\(w.mp4 {start}-{end}\\) is not a range of frames"):
+        label.read_segments(path)
+
+
 def test_frame_counts_of_a_recording_without_its_jsonl_are_zero_not_a_crash(tmp_path):
     video = recording(tmp_path)
     assert c.recording_frames(video) == 6
@@ -284,7 +316,8 @@ def test_toycraft_refuses_actions_it_cannot_take_by_key():
     for action, says in [({"forwad": 1}, "'forwad' is not one of MineRL's"), ([1, 0], "not a list"),
                          ({"forward": "0"}, "action 'forward' is '0'"), ({"forward": None}, "action 'forward' is None"),
                          ({"forward": np.array([])}, "action 'forward'"), ({"camera": 5.0}, "action 'camera' is 5.0"),
-                         ({"camera": "left"}, "action 'camera'"), ({"camera": [0, float("inf")]}, "finite")]:
+                         ({"camera": "left"}, "action 'camera'"), ({"camera": [0, float("inf")]}, "finite"),
+                         ({"camera": [1e39, 0]}, "finite")]:  # beyond float32, MineRL's camera type
         with pytest.raises(ValueError, match=says):
             env.step(action)
     yaw = env.yaw

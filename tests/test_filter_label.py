@@ -48,13 +48,17 @@ def test_binary_scores_clean_is_positive():
 
 def test_labels_file_round_trip_and_errors(tmp_path):
     video = c.write_contractor_episode(tmp_path / "v.mp4", np.zeros((6, 16, 16, 3), np.uint8), c.minerl_noop(5))
-    rows = [(video, 0, 1), (video, 3, 0)]
-    filter_stage.write_labels(rows, tmp_path / "labels.csv", tmp_path)
-    assert (tmp_path / "labels.csv").read_text().splitlines() == ["video,frame,label", "v.mp4,0,clean",
-                                                                  "v.mp4,3,unclean"]
-    assert filter_stage.read_labels(tmp_path / "labels.csv", tmp_path) == rows
+    csv_path = tmp_path / "labels.csv"
+    rows = [(video, 0, 1, f"{csv_path}:2"), (video, 3, 0, f"{csv_path}:3")]
+    filter_stage.write_labels(rows, csv_path, tmp_path)
+    assert csv_path.read_text().splitlines() == ["video,frame,label", "v.mp4,0,clean", "v.mp4,3,unclean"]
+    assert filter_stage.read_labels(csv_path, tmp_path) == rows
     frames, labels, owners = filter_stage.labelled_frames(rows, 16)
     assert frames.shape == (2, 16, 16, 3) and labels.tolist() == [1, 0] and set(owners) == {str(video)}
+    # a label past the video's end (6 frames): that one is left out, named by its line, and the others kept
+    with pytest.warns(c.DataWarning, match=r"labels\.csv:4: frame 9 left out, and 0 more of the 3 labelled frames"):
+        frames, labels, _ = filter_stage.labelled_frames(rows + [(video, 9, 1, f"{csv_path}:4")], 16)
+    assert labels.tolist() == [1, 0]
 
     def error(text):
         (tmp_path / "bad.csv").write_text(text)
@@ -66,6 +70,8 @@ def test_labels_file_round_trip_and_errors(tmp_path):
     assert "does not exist" in error("video,frame,label\nnope.mp4,0,clean\n")
     assert "whole number" in error("video,frame,label\nv.mp4,x,clean\n")
     assert "header" in error("clip,t,y\nv.mp4,0,clean\n")
+    assert "bad.csv:2: frame -1 is negative" in error("video,frame,label\nv.mp4,-1,clean\n")
+    assert "bad.csv:3: not valid CSV" in error('video,frame,label\nv.mp4,0,clean\nv.mp4,1,"clean\n')  # open quote
 
 
 def test_toy_web_is_topped_up_but_other_video_left_alone(tmp_path):

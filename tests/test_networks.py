@@ -3,6 +3,7 @@ unmasked for the IDM, episode starts), memory across chunks, loading OpenAI-form
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 
@@ -319,8 +320,19 @@ def test_restricted_unpickler_refuses_code(tmp_path, monkeypatch):
 def test_weights_with_code_are_refused(tmp_path, policy):
     model_path, weights_path = openai_files(tmp_path, policy)
     weights_path.write_bytes(pickle.dumps({"x": _Evil()}))
-    with pytest.raises(c.ModelFileError, match=r"m\.weights: not a plain torch state dict"):
+    with pytest.raises(c.ModelFileError, match=r"m\.weights: not a torch state dict of weights: .*nothing in it was run"):
         c.load_openai_model(model_path, weights_path)
+
+
+def test_checkpoint_with_code_is_refused_in_one_line(tmp_path, idm, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ckpt = {"kind": "idm", "net_args": idm.net_args, "model": idm.state_dict(), "payload": _Evil()}
+    torch.save(ckpt, tmp_path / "evil.pt")  # our own format (a zip), with an object that would run a command
+    with pytest.raises(c.ModelFileError) as caught:
+        c.load_checkpoint(tmp_path / "evil.pt")
+    assert re.fullmatch(r"\S*evil\.pt: refused: it asks to load the Python object \S*system, .*nothing in it was run\)",
+                        str(caught.value))
+    assert not (tmp_path / "pwned_by_pickle").exists()
 
 
 def test_checkpoint_round_trip(tmp_path, idm):
@@ -333,7 +345,7 @@ def test_checkpoint_round_trip(tmp_path, idm):
     for (n, p), (_, q) in zip(model.state_dict().items(), idm.state_dict().items()):
         assert torch.equal(p, q), n
     (tmp_path / "bad.pt").write_bytes(b"truncated")
-    with pytest.raises(c.ModelFileError, match=r"bad\.pt: not a readable nanoVPT checkpoint"):
+    with pytest.raises(c.ModelFileError, match=r"bad\.pt: not a nanoVPT checkpoint"):
         c.load_checkpoint(tmp_path / "bad.pt")
     with pytest.raises(c.ModelFileError, match=r"nope\.pt: no such checkpoint"):
         c.load_model(tmp_path / "nope.pt")
