@@ -308,7 +308,7 @@ def main():
         scores = agreement(labelled, args.idm)
         if scores is not None:
             metrics.update({k: v for k, v in scores.items() if k != "frames"}, truth_frames=scores["frames"])
-    args.run_dir.mkdir(parents=True, exist_ok=True)
+    common.make_folder(args.run_dir)
     name = "metrics.json" if world == 1 else f"metrics.rank{rank}.json"
     (args.run_dir / name).write_text(json.dumps(metrics, indent=1))
 

@@ -461,6 +461,8 @@ def clone(args, data_dirs, out, device, rank, world, label):
 def main():
     args = parse_args()
     device, rank, world = common.setup_run(args)
+    if args.episodes > 0:
+        worlds.check_playable(args.env)  # before training, not after it
     common.claim_out(args, ["policy.pt", "contractor_only/policy.pt"], rank)
     if rank == 0 and args.download:
         print(f"{args.download}: {common.download_recordings(args.download, args.data[0], args.download_n)}")

@@ -177,11 +177,15 @@ def env_worker(remote, env_name, seeds, stride, max_steps, size):
     pipe: ("step", actions) -> per env (pov, reward, done, finished-episode info or None); ("close", None)."""
     torch.set_num_threads(1)
     envs, highs, returns, episode = [], [], [], [0] * len(seeds)
-    for s in seeds:
-        envs.append(worlds.make_env(env_name, seed=s, max_steps=max_steps, size=size))
-        highs.append(np.zeros(len(ITEMS)))
-        returns.append(0.0)
-    povs = [env.reset()["pov"] for env in envs]
+    try:
+        for s in seeds:
+            envs.append(worlds.make_env(env_name, seed=s, max_steps=max_steps, size=size))
+            highs.append(np.zeros(len(ITEMS)))
+            returns.append(0.0)
+        povs = [env.reset()["pov"] for env in envs]
+    except common.UserError as e:  # e.g. MineRL not installed: said once, by the main process
+        remote.send(e)
+        return
     remote.send(povs)
     while True:
         cmd, actions = remote.recv()
@@ -208,6 +212,17 @@ def env_worker(remote, env_name, seeds, stride, max_steps, size):
         remote.send(out)
 
 
+def _receive(remote):
+    """A worker's reply. The UserError it met setting up is raised here; a worker that died is said to have."""
+    try:
+        reply = remote.recv()
+    except EOFError:
+        raise RuntimeError("an environment worker process died (its error is printed above)") from None
+    if isinstance(reply, common.UserError):
+        raise reply
+    return reply
+
+
 class VecEnv:
     """num_envs environments split over worker processes. step() takes the MineRL action dict of arrays (N,) and
     returns povs (N, H, W, 3), rewards (N,), dones (N,) and the episodes that just finished."""
@@ -225,12 +240,12 @@ class VecEnv:
             child.close()
             self.remotes.append(parent)
             self.procs.append(proc)
-        self.first_povs = np.stack([pov for r in self.remotes for pov in r.recv()])
+        self.first_povs = np.stack([pov for r in self.remotes for pov in _receive(r)])
 
     def step(self, env_actions):
         for remote, part in zip(self.remotes, self.split):
             remote.send(("step", [{k: v[i] for k, v in env_actions.items()} for i in part]))
-        results = [item for remote in self.remotes for item in remote.recv()]
+        results = [item for remote in self.remotes for item in _receive(remote)]
         povs = np.stack([r[0] for r in results])
         rewards = np.array([r[1] for r in results], dtype=np.float32)
         dones = np.array([r[2] for r in results], dtype=bool)
@@ -598,6 +613,7 @@ def main():
     args = parse_args()
     # under torchrun each rank runs its own environments; gradients and return statistics are averaged over ranks
     device, rank, world = common.setup_run(args)
+    worlds.check_playable(args.env)
     common.claim_out(args, ["policy.pt"] + [f"{name}/policy.pt" for name in ABLATIONS.values()], rank)
     if not args.ablations:
         metrics, _ = run(args, args.out, device, "scratch" if args.scratch else "rl", rank, world)

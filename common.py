@@ -725,7 +725,7 @@ def write_actions_jsonl(jsonl_path, actions, gui_open=None, cursor=None, hotbar=
             hotbar[t] = slot
 
     held_keys, held_buttons = [], []
-    jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(jsonl_path.parent)
     tmp = jsonl_path.with_name(jsonl_path.name + ".tmp")  # renamed when complete: a file that exists is whole
     with open(tmp, "w") as f:
         for t in range(t_len):
@@ -1634,6 +1634,16 @@ def smoke_paths(args, parser, names):
             setattr(args, name, smoke_path(value))
 
 
+def make_folder(path):
+    """mkdir -p, where a failure (a file in the way, no permission, a read-only disk) is one line naming the folder."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        why = "a file is in the way" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
+        raise UserError(f"{path}: cannot create this folder ({why})") from None
+    return Path(path)
+
+
 def run_main(main):
     """Every script's entry point: main(), with a UserError (a bad file, flag or folder) turned into one line on stderr,
     "<script>: <what is wrong>", and exit status 1. Programming errors keep their tracebacks. Warnings
@@ -1692,7 +1702,7 @@ def claim_out(args, checkpoints=(), rank=0):
         if rank == 0:
             print(f"--overwrite: the run in {out} is replaced")
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     if rank == 0:
         _lock_folder(out, created)
 
@@ -1815,7 +1825,7 @@ def warmup_cosine(step, lr, warmup, steps):
 def write_video(path, frames, fps=RECORDING_FPS, codec="mp4v"):
     """Frames (T, H, W, 3) uint8 RGB -> a video file; mp4v plays anywhere, FFV1 is lossless (see VIDEO_CODECS)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     h, w = frames.shape[1:3]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (w, h))
     if not writer.isOpened():
@@ -1895,7 +1905,7 @@ def download_recordings(index, out, n=None, progress=True):
 
     urls = read_index(index)[:n]
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     counts = {"downloaded": 0, "present": 0, "missing": 0}
     bar = tqdm(total=None, unit="B", unit_scale=True, desc=f"downloading {len(urls)} recordings", disable=not progress)
     for i, url in enumerate(urls):

@@ -46,8 +46,14 @@ SHOWN = ["log", "planks", "stick", "crafting_table", "wooden_pickaxe", "cobblest
 
 
 def load(path):
+    """A stage's JSON output, or None where the stage has not run."""
     path = Path(path)
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise common.UserError(f"{path}: not readable JSON ({e}); run again the stage that writes it") from None
 
 
 def fmt(x, digits=3):
@@ -91,8 +97,8 @@ def ablation_runs():
 def run_ablations(smoke):
     """Run every ablation that has not finished yet, logging each one's wall time to runs/paper/times.tsv."""
     if not (RUNS / "bc" / "policy.pt").exists() or not (DATA / "labeled").exists():
-        raise SystemExit("report.py paper-figures: run `make toy` first (the ablations build on its data and runs)"
-                         if not smoke else "report.py paper-figures --smoke: run each stage with --smoke first")
+        raise common.UserError("paper-figures: run `make toy` first (the ablations build on its data and runs)"
+                               if not smoke else "paper-figures --smoke: run each stage with --smoke first")
     PAPER_RUNS.mkdir(parents=True, exist_ok=True)
     for what, cmd, done in ablation_runs():
         if done.exists():
@@ -103,7 +109,9 @@ def run_ablations(smoke):
             cmd = cmd + ["--overwrite"]  # an interrupted ablation starts over
         print(f"=== paper-figures: {what}\n    {' '.join(cmd[1:])}", flush=True)
         start = time.time()
-        subprocess.run(cmd, check=True)
+        if subprocess.run(cmd).returncode != 0:
+            raise common.UserError(f"paper-figures: {what} failed (its message is above); `make paper-figures` again "
+                                   f"goes on from there")
         with open(PAPER_RUNS / "times.tsv", "a") as f:
             f.write(f"{done.parent.name}\t{time.time() - start:.0f}\n")
 
@@ -430,7 +438,7 @@ def write_docs(text):
     readme, start, end = Path("README.md"), "<!-- results:start -->", "<!-- results:end -->"
     body = readme.read_text()
     if start not in body or end not in body:
-        raise SystemExit(f"report.py: {readme} has no {start} ... {end} markers")
+        raise common.UserError(f"{readme} has no {start} ... {end} markers")
     head, rest = body.split(start, 1)
     readme.write_text(head + start + "\n" + table + end + rest.split(end, 1)[1])
 
@@ -442,7 +450,7 @@ def main():
                    "every ablation at smoke size")
     p.add_argument("--docs", action="store_true", help="also write docs/results.md (figures in docs/results/) and "
                    "the README's headline table")
-    p.add_argument("--gif-steps", type=int, default=360, help="length of the final agent's GIF episode (0: no GIF)")
+    p.add_argument("--gif-steps", type=common.count, default=360, help="length of the final agent's GIF episode (0: no GIF)")
     args = p.parse_args()
     if args.smoke:
         global RUNS, PAPER_RUNS, DATA
@@ -461,4 +469,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)

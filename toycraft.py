@@ -1511,7 +1511,7 @@ def record_hours(out, hours, web=False, seed=0, workers=None, codec="mp4v", max_
 
     need, frames = int(hours * TOY_HOUR), 0
     workers = workers or os.cpu_count() or 1
-    Path(out).mkdir(parents=True, exist_ok=True)
+    common.make_folder(out)
     have = recorded_frames(out, web)
     pool = bar = None
     try:
@@ -1638,4 +1638,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    common.run_main(main)

@@ -11,7 +11,7 @@ sequence the episode has obtained so far) and `.steps`, and choose the next rese
 `evaluate_items` is the paper's item metric (VPT §4.2, Fig. 4 and 7): play episodes, count which items each obtained.
 """
 
-import importlib
+import importlib.util
 import os
 import time
 import warnings
@@ -48,9 +48,16 @@ def _make_humansurvival():
     """The real environment (needs MineRL 1.0, JDK 8 and a display; see docs/paper-scale.md)."""
     try:
         from minerl.herobraine.env_specs.human_survival_specs import HumanSurvival
-    except ImportError as e:
-        raise SystemExit(f"--env minerl needs MineRL 1.0 ({e}); install it as docs/paper-scale.md says") from None
+    except ImportError as e:  # a UserError, not SystemExit: it travels from a worker process to the main one
+        raise common.UserError(f"--env minerl needs MineRL 1.0 ({e}); install it as docs/paper-scale.md says") from None
     return HumanSurvival(**MINERL_ENV_KWARGS).make()
+
+
+def check_playable(name):
+    """Stop before any training if the world a run will play in cannot be made here (MineRL not installed)."""
+    if name == "minerl" and _minerl_factory() is None and importlib.util.find_spec("minerl") is None:
+        raise common.UserError("--env minerl needs MineRL 1.0 to play in, and it is not installed: install it as "
+                               "docs/paper-scale.md says")
 
 
 class MineRLEnv:
@@ -199,6 +206,7 @@ def evaluate_items(policy_path, env_name, episodes, episode_steps, temperature=1
     actions. Evaluation worlds (seeds from 1,000,000) are never recorded in. Returns ({item: fraction of episodes},
     {"episodes", "episode_steps", "gui_fraction" (mean share of steps with a GUI open; None if the env does not say),
     "seconds"}); with video_path, one episode is saved as an mp4."""
+    check_playable(env_name)
     workers = max(1, min(workers or os.cpu_count() or 1, episodes))
     seeds = [1_000_000 + seed * 10_000 + i for i in range(episodes)]
     jobs = [(str(policy_path) if policy_path else None, env_name, seeds[w::workers], episode_steps, temperature,

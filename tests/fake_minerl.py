@@ -73,6 +73,13 @@ class FakeHumanSurvival:
         self.closed = True
 
 
+def make_without_minerl():
+    """For NANOVPT_MINERL_ENV="fake_minerl:make_without_minerl": the env cannot be made, as where MineRL is missing."""
+    import common  # loaded already: the worker that calls this runs worlds.py
+
+    raise common.UserError("--env minerl needs MineRL 1.0 (No module named 'minerl')")
+
+
 def make():
     """For NANOVPT_MINERL_ENV="fake_minerl:make"."""
     die, err = os.environ.get("FAKE_MINERL_DIE_AT"), os.environ.get("FAKE_MINERL_ERROR_AT")

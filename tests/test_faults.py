@@ -5,6 +5,7 @@ two runs into one folder, a broken file, a full disk) is tried here the way a us
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import torch
 
 import common as c
 import toycraft as tc
+import worlds
 from conftest import ROOT, load_stage
 
 bc = load_stage("04_bc.py")
@@ -95,6 +97,14 @@ def test_a_user_error_is_one_line_naming_the_script_and_a_bug_keeps_its_tracebac
     assert bug.returncode == 1 and "Traceback" in bug.stderr and "KeyError: 'a bug'" in bug.stderr
 
 
+@pytest.mark.skipif(importlib.util.find_spec("minerl") is not None, reason="MineRL is installed here")
+def test_a_run_that_would_play_minerl_without_it_stops_before_training(monkeypatch):
+    monkeypatch.delenv("NANOVPT_MINERL_ENV", raising=False)
+    with pytest.raises(c.UserError, match="--env minerl needs MineRL 1.0 to play in, and it is not installed"):
+        worlds.check_playable("minerl")
+    worlds.check_playable("toy")
+
+
 def test_an_unknown_device_is_one_line():
     with pytest.raises(c.UserError, match="--device tpu: not a device torch knows"):
         c.setup_run(argparse.Namespace(device="tpu", seed=0))
@@ -132,6 +142,12 @@ def test_a_folder_with_a_run_is_only_continued_or_replaced_when_asked(tmp_path, 
     with pytest.raises(c.UserError, match="already holds a run"):
         c.claim_out(out_args(out), ["policy.pt"])
     assert (out / "policy.pt").read_bytes() == b"trained"  # claiming a folder writes nothing into it
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(c.UserError, match=r"afile/run: cannot create this folder \(a file is in the way\)"):
+        c.claim_out(out_args(tmp_path / "afile" / "run"))
 
 
 def test_a_second_run_into_the_same_folder_stops_and_a_dead_ones_lock_does_not_stick(tmp_path):

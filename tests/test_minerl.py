@@ -110,6 +110,20 @@ def test_evaluation_rollouts_run_on_minerl(monkeypatch, tmp_path):
     assert info["episodes"] == 3 and info["gui_fraction"] == 0.0  # the fake says isGuiOpen False on every step
 
 
+def test_an_env_a_worker_cannot_make_is_one_error_in_the_main_process(monkeypatch, tmp_path):
+    # MineRL missing in a worker process: its UserError reaches the main process, which would otherwise wait forever
+    monkeypatch.setenv("NANOVPT_MINERL_ENV", "fake_minerl:make_without_minerl")
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    monkeypatch.syspath_prepend(str(TESTS))
+    with pytest.raises(c.UserError, match="needs MineRL 1.0"):
+        worlds.evaluate_items(None, "minerl", episodes=1, episode_steps=4, workers=1)
+    env = {"NANOVPT_MINERL_ENV": "fake_minerl:make_without_minerl", "PYTHONPATH": str(TESTS), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, str(ROOT / "05_rl.py"), "--smoke", "--env", "minerl", "--scratch", "--out",
+                          str(tmp_path / "rl")], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 1 and out.stderr.splitlines()[-1] == ("05_rl.py: --env minerl needs MineRL 1.0 (No "
+                                                                   "module named 'minerl')")
+
+
 def test_rl_runs_on_minerl(tmp_path):
     # 05's environment workers, reward and auto-reset on the fake, end to end
     env = {"NANOVPT_MINERL_ENV": "fake_minerl:make", "PYTHONPATH": str(TESTS), "FAKE_MINERL_DIE_AT": "20",
