@@ -175,7 +175,7 @@ def item_reward(inventory, high):
 def env_worker(remote, env_name, seeds, stride, max_steps, size):
     """Runs envs with world seeds `seeds`; the k-th episode of env i uses seed seeds[i] + k * stride. Commands over the
     pipe: ("step", actions) -> per env (pov, reward, done, finished-episode info or None); ("close", None)."""
-    torch.set_num_threads(1)
+    common.worker_init(threads=1)
     envs, highs, returns, episode = [], [], [], [0] * len(seeds)
     try:
         for s in seeds:

@@ -36,6 +36,7 @@ import os
 import pickle
 import re
 import shutil
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -1634,6 +1635,14 @@ def smoke_paths(args, parser, names):
             setattr(args, name, smoke_path(value))
 
 
+def worker_init(threads=None):
+    """Initializer of every worker process: Ctrl-C is the main process's to handle (it reaches the whole process group;
+    a worker stopped inside a queue's lock would leave the main one waiting at exit), and optionally a thread count."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def make_folder(path):
     """mkdir -p, where a failure (a file in the way, no permission, a read-only disk) is one line naming the folder."""
     try:
@@ -1646,8 +1655,9 @@ def make_folder(path):
 
 def run_main(main):
     """Every script's entry point: main(), with a UserError (a bad file, flag or folder) turned into one line on stderr,
-    "<script>: <what is wrong>", and exit status 1. Programming errors keep their tracebacks. Warnings
-    about the user's data (DataWarning: a recording skipped, a segment too short) print as one line too,
+    "<script>: <what is wrong>", and exit status 1; Ctrl-C into "<script>: interrupted" and status 130, with no
+    traceback from the workers (see worker_init). Programming errors keep their tracebacks. Warnings about the user's
+    data (DataWarning: a recording skipped, a segment too short) print as one line too,
     "<script>: warning: <what>", rather than as Python's file:line and source; other warnings keep Python's form."""
     from tqdm import tqdm
     script = Path(sys.argv[0]).name
@@ -1662,9 +1672,12 @@ def run_main(main):
     warnings.showwarning = one_line
     try:
         main()
-    except UserError as e:
+    except (UserError, KeyboardInterrupt) as e:
         for bar in list(getattr(tqdm, "_instances", [])):
             bar.close()  # so that the message starts a line of its own, not the end of a progress bar's
+        if isinstance(e, KeyboardInterrupt):  # Ctrl-C: what was saved is kept, as after any stop
+            print(f"{script}: interrupted", file=sys.stderr)
+            raise SystemExit(130) from None
         print(f"{script}: {e}", file=sys.stderr)
         raise SystemExit(1) from None
     finally:

@@ -1527,7 +1527,7 @@ def record_hours(out, hours, web=False, seed=0, workers=None, codec="mp4v", max_
                 print(f"{out} holds {sum(have.values()) / TOY_HOUR:.2f} toy hours of "
                       f"{'web video' if web else 'contractor recordings'}: recording until it holds {hours:.2f} "
                       f"({need:,} frames)")
-                pool = Pool(workers)
+                pool = Pool(workers, common.worker_init)
                 bar = tqdm(total=need, initial=min(frames, need), unit="frame",
                            desc="recording web video" if web else "recording contractors")
             for n in pool.imap_unordered(_record_one, jobs) if jobs else ():
@@ -1564,7 +1564,7 @@ def item_rates(levels, episodes, seed=0, max_steps=6000, workers=None):
     from multiprocessing import Pool
 
     jobs = [(seed + i, level, max_steps) for level in levels for i in range(episodes)]
-    with Pool(workers) as pool:
+    with Pool(workers, common.worker_init) as pool:
         results = pool.map(_episode_items, jobs)
     rates = {}
     for level in levels:

@@ -7,8 +7,10 @@ two runs into one folder, a broken file, a full disk) is tried here the way a us
 import argparse
 import importlib.util
 import json
+import multiprocessing
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -85,6 +87,7 @@ def test_a_user_error_is_one_line_naming_the_script_and_a_bug_keeps_its_tracebac
     script.write_text(f"import sys; sys.path.insert(0, {str(ROOT)!r}); import common\n"
                       "import warnings\n"
                       "def main():\n"
+                      "    if sys.argv[1] == 'ctrl-c': raise KeyboardInterrupt\n"
                       "    if sys.argv[1] == 'user':\n"
                       "        warnings.warn('skipping bad recording: a.jsonl:3: malformed JSON', common.DataWarning)\n"
                       "        raise common.ModelFileError('x.pt: no such checkpoint')\n"
@@ -93,6 +96,8 @@ def test_a_user_error_is_one_line_naming_the_script_and_a_bug_keeps_its_tracebac
     user = subprocess.run([sys.executable, str(script), "user"], capture_output=True, text=True)
     assert user.returncode == 1 and user.stderr == ("05_demo.py: warning: skipping bad recording: a.jsonl:3: malformed "
                                                     "JSON\n05_demo.py: x.pt: no such checkpoint\n")
+    ctrl_c = subprocess.run([sys.executable, str(script), "ctrl-c"], capture_output=True, text=True)
+    assert ctrl_c.returncode == 130 and ctrl_c.stderr == "05_demo.py: interrupted\n"
     bug = subprocess.run([sys.executable, str(script), "bug"], capture_output=True, text=True)
     assert bug.returncode == 1 and "Traceback" in bug.stderr and "KeyError: 'a bug'" in bug.stderr
 
@@ -103,6 +108,12 @@ def test_a_run_that_would_play_minerl_without_it_stops_before_training(monkeypat
     with pytest.raises(c.UserError, match="--env minerl needs MineRL 1.0 to play in, and it is not installed"):
         worlds.check_playable("minerl")
     worlds.check_playable("toy")
+
+
+def test_workers_leave_ctrl_c_to_the_main_process():
+    # Ctrl-C reaches the whole process group; a worker stopped inside a queue's lock would hang the main one at exit
+    with multiprocessing.get_context("spawn").Pool(1, c.worker_init) as pool:
+        assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN
 
 
 def test_an_unknown_device_is_one_line():
