@@ -1695,6 +1695,8 @@ def claim_out(args, checkpoints=(), rank=0):
     folder would interleave their files: the second stops, naming the process that holds the folder (`.lock`, which
     a dead process does not leave stuck)."""
     out = Path(args.out)
+    if rank == 0:
+        _refuse_if_held(out)  # first: a running run's checkpoint is not one to resume or replace
     found = [out / c for c in checkpoints if (out / c).exists()]
     resume, overwrite = getattr(args, "resume", False), getattr(args, "overwrite", False)
     evaluate_only = getattr(args, "steps", None) == 0
@@ -1737,13 +1739,7 @@ def _lock_folder(out, created=False):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
-                raise UserError(f"{out} is being written by another run (process {pid}); wait for it to end, or "
-                                f"choose another --out") from None
+            _refuse_if_held(out)
             lock.unlink(missing_ok=True)  # left by a process that died
             continue
         with os.fdopen(fd, "w") as f:
@@ -1751,6 +1747,17 @@ def _lock_folder(out, created=False):
         atexit.register(_unlock_folder, lock, created)
         return
     raise UserError(f"{lock}: cannot take the folder's lock")
+
+
+def _refuse_if_held(out):
+    """Stop if a live process other than this one holds out/.lock."""
+    try:
+        pid = int((out / ".lock").read_text().strip() or 0)
+    except (OSError, ValueError):
+        return
+    if pid and pid != os.getpid() and _alive(pid):
+        raise UserError(f"{out} is being written by another run (process {pid}); wait for it to end, or choose "
+                        f"another --out")
 
 
 def _unlock_folder(lock, created=False):

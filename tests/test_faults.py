@@ -167,6 +167,10 @@ def test_a_second_run_into_the_same_folder_stops_and_a_dead_ones_lock_does_not_s
     (out / ".lock").write_text(str(os.getppid()))  # a live process that is not us
     with pytest.raises(c.UserError, match=f"run is being written by another run \\(process {os.getppid()}\\)"):
         c.claim_out(out_args(out))
+    (out / "policy.pt").write_bytes(b"being trained")  # a running run's checkpoint: not one to resume meanwhile
+    with pytest.raises(c.UserError, match="being written by another run"):
+        c.claim_out(out_args(out, resume=True), ["policy.pt"])
+    (out / "policy.pt").unlink()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (out / ".lock").write_text(str(dead.pid))
