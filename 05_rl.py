@@ -424,8 +424,8 @@ def train(args, out, device, label="rl", rank=0, world=1):
                     pre_b[step] = pi_pre["buttons"][:, 0].float().cpu()
                     pre_c[step] = pi_pre["camera"][:, 0].float().cpu()
             pi = {k: v[:, 0].float() for k, v in pi.items()}
-            a_b = torch.distributions.Categorical(logits=pi["buttons"]).sample()
-            a_c = torch.distributions.Categorical(logits=pi["camera"]).sample()
+            sampled = policy.sample(pi)  # at --temperature; the ratio and the KL below use pi itself (T = 1)
+            a_b, a_c = sampled["buttons"], sampled["camera"]
             buttons[step], camera[step] = a_b.cpu(), a_c.cpu()
             logprobs[step] = action_logprob(pi, a_b, a_c).cpu()
             # the value head predicts normalised returns; GAE works in the returns' own units

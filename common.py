@@ -1018,16 +1018,18 @@ class ResidualTransformer(nn.Module):
 
 
 class CategoricalHead(nn.Module):
-    """Logits -> log-probabilities of one categorical (or a few, `shape`), divided by a temperature first."""
+    """Logits -> log-probabilities of one categorical (or a few, `shape`). OpenAI's heads divide the logits by the
+    sampling temperature here; these do not, so that every loss sees the distribution the network models (T = 1) and
+    only sampling is hotter or colder (VPTModel.sample)."""
 
-    def __init__(self, hidsize, shape, n, temperature=1.0):
+    def __init__(self, hidsize, shape, n):
         super().__init__()
-        self.shape, self.n, self.temperature = tuple(shape), n, temperature
+        self.shape, self.n = tuple(shape), n
         # PyTorch's default init, as in OpenAI's public code (their heads' reset_parameters is never called)
         self.linear_layer = nn.Linear(hidsize, int(np.prod(shape)) * n)
 
     def forward(self, x):
-        logits = self.linear_layer(x).view(*x.shape[:-1], *self.shape, self.n) / self.temperature
+        logits = self.linear_layer(x).view(*x.shape[:-1], *self.shape, self.n)
         return F.log_softmax(logits.float(), dim=-1)
 
 
@@ -1201,13 +1203,13 @@ class VPTModel(nn.Module):
         hid = net_args["hidsize"]
         if kind == "idm":
             # the IDM predicts the factored action: 20 independent buttons, 2 independent camera axes (VPT §3.1)
-            heads = {"buttons": CategoricalHead(hid, (len(BUTTONS),), 2, temperature),
-                     "camera": CategoricalHead(hid, (2,), N_CAMERA_BINS, temperature)}
+            heads = {"buttons": CategoricalHead(hid, (len(BUTTONS),), 2),
+                     "camera": CategoricalHead(hid, (2,), N_CAMERA_BINS)}
             self.value_head = None
         else:
             # the policy predicts the joint classes of the hierarchical action space (VPT Appendix D.2)
-            heads = {"buttons": CategoricalHead(hid, (1,), N_BUTTON_CLASSES, temperature),
-                     "camera": CategoricalHead(hid, (1,), N_CAMERA_CLASSES, temperature)}
+            heads = {"buttons": CategoricalHead(hid, (1,), N_BUTTON_CLASSES),
+                     "camera": CategoricalHead(hid, (1,), N_CAMERA_CLASSES)}
             self.value_head = ValueHead(hid)
         self.pi_head = nn.ModuleDict(heads)
 
@@ -1215,10 +1217,14 @@ class VPTModel(nn.Module):
         return self.net.initial_state(batch_size, device)
 
     def set_temperature(self, temperature):
-        """Sample hotter (>1) or colder (<1): the heads divide their logits by it."""
+        """Sample hotter (>1) or colder (<1). A sampling setting only: forward's log-probabilities do not change."""
         self.temperature = float(temperature)
-        for head in self.pi_head.values():
-            head.temperature = self.temperature
+
+    def sample(self, pi):
+        """One class per head from forward's log-probabilities, at this model's temperature T: softmax(logits / T), as
+        OpenAI's agent samples (log_softmax(logits) / T differs from logits / T by a constant, which softmax drops)."""
+        return {k: torch.distributions.Categorical(logits=logp.float() / self.temperature).sample()
+                for k, logp in pi.items()}
 
     def forward(self, frames, first, state):
         latent, state = self.net(frames, first, state)

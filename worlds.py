@@ -153,7 +153,7 @@ def play_episodes(job):
     torch.manual_seed(seeds[0])  # the policy's samples too: the same evaluation gives the same numbers
     model = common.load_model(policy_path, kind="policy") if policy_path else None
     if model is not None:
-        model.set_temperature(temperature)  # the heads give log-softmax(logits / temperature)
+        model.set_temperature(temperature)  # for sampling only
     size = model.net_args["img_shape"][0] if model is not None else 64
     side_by_side = len(seeds) if env_name == "toy" else 1
     envs = [make_env(env_name, seed=s, max_steps=steps, size=size) for s in seeds[:side_by_side]]
@@ -176,7 +176,7 @@ def play_episodes(job):
                 with torch.no_grad():
                     pi, _, state = model(x, first, state)
                 # sample the joint button class and the joint camera class (VPT §4.1)
-                action = {k: torch.distributions.Categorical(logits=v[:, 0]).sample().numpy() for k, v in pi.items()}
+                action = {k: v.numpy() for k, v in model.sample({k: v[:, 0] for k, v in pi.items()}).items()}
             else:
                 action = {"buttons": rng.integers(common.N_BUTTON_CLASSES, size=n),
                           "camera": rng.integers(common.N_CAMERA_CLASSES, size=n)}

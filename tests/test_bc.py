@@ -146,3 +146,24 @@ def test_rollouts_count_items_per_episode(monkeypatch):
         assert np.isnan(gui[:3]).all() and gui[3] == pytest.approx(2 / 3)  # in a GUI on 2 of its 3 steps
         assert items[:, log].tolist() == [True, False, True, True]
         assert not items[:, planks].any()  # 3 steps: planks would have come at step 4
+
+
+def test_the_temperature_changes_sampling_only():
+    # OpenAI's heads divide the logits by the sampling temperature in forward, so a .model's temperature (2 for their
+    # policies) would flatten the distribution that BC trains; here the loss is the same at any temperature
+    model = _policy()
+    frames = torch.randint(0, 255, (2, 4, 16, 16, 3), dtype=torch.uint8)
+    first = torch.zeros(2, 4, dtype=torch.bool)
+    targets = torch.randint(0, c.N_BUTTON_CLASSES, (2, 4)), torch.randint(0, c.N_CAMERA_CLASSES, (2, 4))
+    with torch.no_grad():
+        cold, _, _ = model(frames, first, model.initial_state(2))
+        model.set_temperature(2.0)
+        hot, _, _ = model(frames, first, model.initial_state(2))
+    assert bc.bc_loss(hot, *targets)[0] == bc.bc_loss(cold, *targets)[0]
+    # ... and sampling follows softmax(logits / T): two classes with logits 2 and 0
+    pi = {"camera": torch.log_softmax(torch.tensor([[2.0, 0.0]]).repeat(40_000, 1), -1)}
+    for temperature in (1.0, 2.0):
+        model.set_temperature(temperature)
+        torch.manual_seed(0)
+        share = (model.sample(pi)["camera"] == 0).float().mean().item()
+        assert share == pytest.approx(1 / (1 + math.exp(-2 / temperature)), abs=0.01)
