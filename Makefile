@@ -2,6 +2,7 @@
 #   make toy            the toy pipeline: stages 01 -> 05 on toycraft, each reading the one before it, then
 #                       runs/report.md
 #   make test           the test suite (what CI runs)
+#   make parity         the same results as OpenAI's own code: VPT_REPO=/path/to/Video-Pre-Training make parity
 #   make paper-figures  the ablations behind the paper's figures, on top of make toy (hours); then
 #                       `python report.py --docs` writes docs/results.md
 #   make clean          remove runs/ and data/
@@ -18,7 +19,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test toy paper-figures clean
+.PHONY: test parity toy paper-figures clean
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "nanoVPT needs Python 3.10+, found " + sys.version.split()[0]'
@@ -29,6 +30,12 @@ $(STAMP): requirements.txt
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# OpenAI's code is imported from your checkout at test time (git clone https://github.com/openai/Video-Pre-Training);
+# attrs is the one package of theirs the comparison needs. Without VPT_REPO the tests report themselves skipped.
+parity: $(STAMP)
+	@$(PY) -c 'import attr' 2>/dev/null || $(PY) -m pip install -q attrs
+	VPT_REPO="$(VPT_REPO)" $(PY) -m pytest -q -rs tests/test_openai_parity.py
 
 # make toy: each stage is a Make target, the file it writes last (so an interrupted stage has not written it). Make's
 # own rule decides what is up to date: a stage runs again when that file is missing or older than the stage's script,
