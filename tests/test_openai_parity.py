@@ -18,6 +18,7 @@ action spaces are declared with, MineRL's item map, gym's space constructors) in
 """
 
 import importlib
+import json
 import os
 import pickle
 import sys
@@ -155,7 +156,90 @@ def test_joint_actions_equal_openais_both_ways(openai):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# 2. The networks
+# 2. The contractor loader
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def write_openai_recording(tmp_path):
+    """A recording in OpenAI's format, 40 lines and 41 frames (the screen after the last action), 640x360: attack
+    stuck from the first line until it is pressed anew, hotbar changes by scroll wheel (no key), null lines (one of
+    them with only a scroll), fractional mouse moves, keys that are not actions, and a GUI stretch with the pointer."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    lines, hotbar = [], 0
+    for t in range(40):
+        keys = [k for k in ["key.keyboard.w", "key.keyboard.s", "key.keyboard.space", "key.keyboard.f3",
+                            "key.keyboard.e", "key.keyboard.2"] if rng.random() < 0.2]
+        dx, dy = (float(rng.normal(0, 20)), float(rng.normal(0, 8))) if rng.random() < 0.6 else (0.0, 0.0)
+        buttons = [b for b in (0, 1, 2) if rng.random() < 0.25]
+        new_buttons = []
+        if t < 6:
+            buttons, new_buttons = [0], ([0] if t == 0 else [])  # attack held over from before the recording
+        if t == 6:
+            buttons, new_buttons = [0], [0]  # pressed anew: attack counts from here
+        if t in (12, 13, 30):
+            keys, dx, dy, buttons, new_buttons = [], 0.0, 0.0, [], []  # null
+        if t in (9, 13, 27):
+            hotbar = (hotbar + 1) % 9  # the scroll wheel: the hotbar field changes without a key
+        gui = 18 <= t < 26
+        lines.append({"mouse": {"x": float(rng.uniform(0, 1280)), "y": float(rng.uniform(0, 720)), "dx": dx,
+                                "dy": dy, "dwheel": 0, "buttons": buttons, "newButtons": new_buttons},
+                      "keyboard": {"keys": keys, "newKeys": [], "chars": ""}, "isGuiOpen": gui, "hotbar": hotbar,
+                      "tick": t})
+    video = tmp_path / "rec.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 20, (640, 360))
+    for _ in range(41):
+        writer.write(rng.integers(0, 256, (360, 640, 3), dtype=np.uint8))
+    writer.release()
+    (tmp_path / "rec.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return video, tmp_path / "rec.jsonl", lines
+
+
+class _Queue:
+    """What data_loader_worker needs of a multiprocessing queue, in this process."""
+
+    def __init__(self, items=()):
+        self.items = list(items)
+
+    def get(self, timeout=None):
+        return self.items.pop(0)
+
+    def put(self, item, timeout=None):
+        self.items.append(item)
+
+
+def test_the_contractor_loader_equals_openais(openai, tmp_path):
+    video, jsonl, lines = write_openai_recording(tmp_path)
+    loader = importlib.import_module("data_loader")
+    out = _Queue()
+    loader.data_loader_worker(_Queue([(0, str(video), str(jsonl)), None]), out, type("E", (), {"is_set": lambda s:
+                                                                                                  False})())
+    theirs = [item for item in out.items if item is not None]
+    ours = c.load_contractor_episode(video, size=128, skip_null=True)
+    assert len(ours) == len(theirs) <= 40 - 3  # null lines dropped (13's scroll with it), by the same rule
+    gui = ours.gui_open
+    assert 0 < gui.sum() <= 8
+    for t, (_, frame, action) in enumerate(theirs):
+        for key in c.BUTTONS:
+            assert ours.actions[key][t] == action.get(key, 0), (t, key)
+        # departure: OpenAI's loader writes the camera into an integer array, truncating it; ours keeps the degrees
+        assert np.array_equal(np.trunc(ours.actions["camera"][t] + 0.0), np.asarray(action["camera"], float)), t
+        if not gui[t]:
+            assert np.array_equal(ours.frames[t], frame), t
+        else:  # the pointer is drawn by each in its own way: at most the pixels around it may differ
+            assert (ours.frames[t] == frame).all(-1).mean() > 0.95, t
+    kept = list(ours.frame_index)
+    assert ours.actions["attack"][[kept.index(t) for t in range(6) if t in kept]].sum() == 0  # stuck until line 6
+    assert ours.actions["attack"][kept.index(6)] == 1
+    scrolled = [kept.index(t) for t in (9, 27) if t in kept]  # hotbar 0 -> 1 on line 9, 3 -> 4 on line 27
+    assert scrolled and all(ours.actions[f"hotbar.{ours.records[i]['hotbar'] + 1}"][i] == 1 for i in scrolled)
+    fractional = np.abs(ours.actions["camera"] - np.trunc(ours.actions["camera"])) > 0.01
+    assert fractional.any()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 3. The networks
 # ---------------------------------------------------------------------------------------------------------------------
 
 
@@ -214,7 +298,7 @@ def test_the_idm_has_openais_structure(openai, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# 3. An episode start in mid-chunk: a departure, on purpose
+# 4. An episode start in mid-chunk: a departure, on purpose
 # ---------------------------------------------------------------------------------------------------------------------
 
 
