@@ -3,6 +3,7 @@
 #                       runs/report.md
 #   make test           the test suite (what CI runs)
 #   make parity         the same results as OpenAI's own code: VPT_REPO=/path/to/Video-Pre-Training make parity
+#   make gpu-check      the toy chain on a GPU at default sizes, then the 1x/4x training step (tools/gpu_check.py)
 #   make paper-figures  the ablations behind the paper's figures, on top of make toy (hours); then
 #                       `python report.py --docs` writes docs/results.md
 #   make clean          remove runs/ and data/
@@ -19,7 +20,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test parity toy paper-figures clean
+.PHONY: test parity gpu-check toy paper-figures clean
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "nanoVPT needs Python 3.10+, found " + sys.version.split()[0]'
@@ -30,6 +31,9 @@ $(STAMP): requirements.txt
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+gpu-check: $(STAMP)
+	$(PY) tools/gpu_check.py $(GPU_CHECK_FLAGS)
 
 # OpenAI's code is imported from your checkout at test time (git clone https://github.com/openai/Video-Pre-Training);
 # attrs is the one package of theirs the comparison needs. Without VPT_REPO the tests report themselves skipped.

@@ -1793,10 +1793,12 @@ def _alive(pid):
 def run_info(device):
     """Where and when a stage ran, for its metrics.json, so that every figure in docs/results.md says what it was
     measured on: {"date": UTC day, "machine": the GPU, or the CPU with its core count and whether it has bfloat16
-    instructions (where it does, the stages train in bfloat16)}."""
+    instructions (where it does, the stages train in bfloat16)}, and on a GPU the peak memory the stage allocated."""
     device = torch.device(device)
+    peak = {}
     if device.type == "cuda":
         what = torch.cuda.get_device_name(device)
+        peak = {"peak_gpu_mib": round(torch.cuda.max_memory_allocated(device) / 2**20)}
     else:
         cpu = os.uname().machine if hasattr(os, "uname") else "CPU"
         try:
@@ -1806,7 +1808,7 @@ def run_info(device):
             cpuinfo = ""
         bf16 = "avx512_bf16" in cpuinfo or "amx_bf16" in cpuinfo
         what = f"{cpu}, {os.cpu_count()} cores, {'with' if bf16 else 'without'} bfloat16 instructions"
-    return {"date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(), "machine": what}
+    return {"date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(), "machine": what, **peak}
 
 
 def split_recordings(paths, held_out, seed):

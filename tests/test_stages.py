@@ -20,11 +20,13 @@ def test_idm_trains_under_torchrun_with_two_processes(tmp_path):
 
 def test_chain_of_stages(tmp_path):
     runs, data = tmp_path / "runs" / "smoke", tmp_path / "data" / "smoke"  # --smoke never writes where make toy does
-    # 01 -> 05 with their default hand-off paths, as make toy runs them (moved into the smoke tree), then the report
-    for script in ["01_idm.py", "02_filter.py", "03_label.py", "04_bc.py", "05_rl.py"]:
-        out = subprocess.run([sys.executable, str(ROOT / script), "--smoke"], cwd=tmp_path, capture_output=True,
-                             text=True, timeout=300)
-        assert out.returncode == 0, f"{script}: {out.stderr[-2000:]}"
+    # 01 -> 05 with their default hand-off paths, as make toy runs them (moved into the smoke tree), through make
+    # gpu-check's CPU smoke (which CI must keep working), then the report
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "gpu_check.py"), "--device", "cpu", "--smoke",
+                          "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0 and "gpu-check: passed" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+    assert [line.split()[0] for line in out.stdout.splitlines() if line.startswith("0")] == [
+        "01_idm.py", "02_filter.py", "03_label.py", "04_bc.py", "05_rl.py"]
     assert not (tmp_path / "runs" / "idm").exists() and not (tmp_path / "data" / "contractor").exists()
     (runs / "times.tsv").write_text("01_idm\t61\n05_rl\t30\n05_rl\t29\n")
     (tmp_path / "README.md").write_text("# x\n<!-- results:start -->\nold table\n<!-- results:end -->\nrest\n")
