@@ -27,9 +27,9 @@ def test_press_shows_finds_the_presses_no_idm_can_see():
 
 
 def test_visibility_counts_every_held_key_of_the_recorded_episodes():
-    seen = visibility.visibility(1, lookahead=1)
+    seen = visibility.visibility(1, lookahead=1, max_steps=300)  # the first 15 s of play: the test's time
     counts = seen["presses"]
-    actions = tc.play_episode(*tc.draw_episodes(0, 1, tc.CONTRACTOR_MIX)[0])["actions"]
+    actions = tc.play_episode(*tc.draw_episodes(0, 1, tc.CONTRACTOR_MIX)[0], max_steps=300)["actions"]
     for k, (held, shown) in counts.items():
         if k != "camera":
             assert held == sum(int(a[k]) for a in actions) and 0 <= shown <= held

@@ -83,8 +83,9 @@ def camera_bins_confused(env, action, axis, then=(), real=None):
     return true_bin, sorted(confused)
 
 
-def visibility(episodes, seed=0, lookahead=2, mix=None):
-    """Replay the first `episodes` contractor episodes that record_hours(seed=seed) records. Ask press_shows of every
+def visibility(episodes, seed=0, lookahead=2, mix=None, max_steps=6000):
+    """Replay the first `episodes` contractor episodes that record_hours(seed=seed) records (their first `max_steps`
+    steps). Ask press_shows of every
     held button and every camera move, and camera_bins_confused of both camera axes of every frame.
 
     Returns {"presses": {key: (times held, times it showed)}, "camera": [(GUI open, axis, recorded bin, bins confused
@@ -93,7 +94,7 @@ def visibility(episodes, seed=0, lookahead=2, mix=None):
     camera = []
     for s in range(seed, seed + episodes):
         world, level = toycraft.draw_episodes(s, 1, mix or toycraft.CONTRACTOR_MIX)[0]
-        actions = toycraft.play_episode(world, level)["actions"]
+        actions = toycraft.play_episode(world, level, max_steps=max_steps)["actions"]
         env = toycraft.ToyCraft(seed=world)
         env.reset()
         for t, action in enumerate(actions):
