@@ -141,7 +141,9 @@ def ensure_toy_data(args):
         return
     # enough for the largest training set asked for, plus the recordings held out for evaluation
     hours = max([args.hours] + [float(h) for h in (args.sweep_hours or "").split(",") if h]) / (1 - args.held_out)
-    toycraft.record_hours(args.data, hours, seed=0, workers=args.workers, codec=args.codec)  # only what is missing
+    # only what is missing; --smoke plays short episodes, its data being for running the code, not for learning
+    toycraft.record_hours(args.data, hours, seed=0, workers=args.workers, codec=args.codec,
+                          max_steps=300 if args.smoke else 6000)
 
 
 def load_recordings(paths, size):

@@ -117,7 +117,8 @@ def ensure_toy_web(args):
         return
     import toycraft
 
-    toycraft.record_hours(args.data, args.hours, web=True, seed=100_000, workers=args.workers, codec=args.codec)
+    toycraft.record_hours(args.data, args.hours, web=True, seed=100_000, workers=args.workers, codec=args.codec,
+                          max_steps=300 if args.smoke else 6000)  # --smoke: short videos, for running the code
 
 
 def truth_path(video):
