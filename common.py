@@ -1194,6 +1194,8 @@ class VPTModel(nn.Module):
     model.initial_state(B) or the previous call. pi holds log-probabilities:
     policy: {"buttons": (B, T, 8641), "camera": (B, T, 121)}, value (B, T) (normalised; see value_head.normalizer);
     IDM:    {"buttons": (B, T, 20, 2), "camera": (B, T, 2, 11)}, value None.
+    These are the network's distribution (temperature 1), what every loss uses; `temperature` only changes how
+    `sample` draws from it.
     """
 
     def __init__(self, kind, net_args, temperature=1.0):
