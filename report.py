@@ -450,7 +450,8 @@ def main():
                    "every ablation at smoke size")
     p.add_argument("--docs", action="store_true", help="also write docs/results.md (figures in docs/results/) and "
                    "the README's headline table")
-    p.add_argument("--gif-steps", type=common.count, default=360, help="length of the final agent's GIF episode (0: no GIF)")
+    p.add_argument("--gif-steps", type=common.count, default=360,
+                   help="length of the final agent's GIF episode (0: no GIF)")
     args = p.parse_args()
     if args.smoke:
         global RUNS, PAPER_RUNS, DATA

@@ -205,8 +205,8 @@ def test_two_label_runs_at_once_into_one_folder(tmp_path):
 def test_a_missing_data_folder_is_one_line_and_leaves_no_empty_output_folder(tmp_path):
     missing = run_script("04_bc.py", "--data", "nowhere", "--out", "runs/bc", "--steps", "1", cwd=tmp_path)
     assert missing.returncode == 1
-    assert missing.stderr == "04_bc.py: nowhere: no such folder or file of recordings (run 03_label.py first, or pass " \
-                             "--data)\n"
+    assert missing.stderr == ("04_bc.py: nowhere: no such folder or file of recordings (run 03_label.py first, or "
+                              "pass --data)\n")
     assert not (tmp_path / "runs" / "bc").exists()  # created to be claimed, and removed again, empty
 
 
@@ -323,7 +323,8 @@ def test_a_segment_that_is_not_a_range_of_frames_names_the_file_and_segment(tmp_
     path = tmp_path / "segments.json"
     segments = [{"video": "w.mp4", "start": 0, "end": 40}, {"video": "w.mp4", "start": start, "end": end}]
     path.write_text(json.dumps({"segments": segments}))
-    with pytest.raises(c.UserError, match=f"segments.json: segment 1 \\(w.mp4 {start}-{end}\\) is not a range of frames"):
+    says = f"segments.json: segment 1 \\(w.mp4 {start}-{end}\\) is not a range of frames"
+    with pytest.raises(c.UserError, match=says):
         label.read_segments(path)
 
 

@@ -307,7 +307,8 @@ def test_restricted_unpickler_refuses_code(tmp_path, monkeypatch):
 def test_weights_with_code_are_refused(tmp_path, policy):
     model_path, weights_path = openai_files(tmp_path, policy)
     weights_path.write_bytes(pickle.dumps({"x": _Evil()}))
-    with pytest.raises(c.ModelFileError, match=r"m\.weights: not a torch state dict of weights: .*nothing in it was run"):
+    says = r"m\.weights: not a torch state dict of weights: .*nothing in it was run"
+    with pytest.raises(c.ModelFileError, match=says):
         c.load_openai_model(model_path, weights_path)
 
 

@@ -55,7 +55,8 @@ def throughput(stage, runs):
     peak = metrics.get("run", {}).get("peak_gpu_mib")
     if stage == "01_idm.py":
         config = json.loads((runs / folder / "config.json").read_text())
-        rate = config["steps"] * config["batch"] * (config["clip"] or 0) / max(metrics["train_seconds"], 1e-3)
+        clip = config["clip"] or config["net_args"]["timesteps"]  # --clip's default: the preset's window
+        rate = config["steps"] * config["batch"] * clip / max(metrics["train_seconds"], 1e-3)
     elif stage == "05_rl.py":
         rate = metrics["env_steps"] / max(metrics["train_seconds"], 1e-3)
     else:

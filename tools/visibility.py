@@ -85,8 +85,8 @@ def camera_bins_confused(env, action, axis, then=(), real=None):
 
 def visibility(episodes, seed=0, lookahead=2, mix=None, max_steps=6000):
     """Replay the first `episodes` contractor episodes that record_hours(seed=seed) records (their first `max_steps`
-    steps). Ask press_shows of every
-    held button and every camera move, and camera_bins_confused of both camera axes of every frame.
+    steps). Ask press_shows of every held button and every camera move, and camera_bins_confused of both camera axes
+    of every frame.
 
     Returns {"presses": {key: (times held, times it showed)}, "camera": [(GUI open, axis, recorded bin, bins confused
     with it), one per frame and axis]}."""
