@@ -3,6 +3,7 @@ tools/bench.py: how fast nanoVPT's parts run, each timed against a baseline in t
 
     python tools/bench.py data                     # reading contractor recordings (frames/s) against decode + resize
     python tools/bench.py model --kind policy --preset toy,1x --bf16 compare    # networks: frames/s, memory
+    python tools/bench.py model --kind policy --net '{"impala_chans": [8, 16, 32]}'   # a variant of the toy network
     python tools/bench.py toycraft                 # ToyCraft's steps/s next to Crafter's (pip install crafter)
 
 Speed is noisy on a shared machine, so every benchmark alternates what it compares, repeat by repeat, and reports
@@ -11,6 +12,7 @@ docs/log.md, never in a test.
 """
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -116,11 +118,16 @@ def bench_model(args):
     device = torch.device(args.device)
     modes = {"off": [False], "on": [True], "compare": [False, True]}[args.bf16]
     print(f"{args.kind}, batch {args.batch}, {device}, {torch.get_num_threads()} threads, median of {args.repeats}"
-          + (", activation checkpointing" if args.checkpoint_activations else ""))
+          + (", activation checkpointing" if args.checkpoint_activations else "")
+          + (f", network arguments {json.dumps(args.net)}" if args.net else ""))
     print(f"  {'preset':7s} {'autocast':8s} {'params':>8s} {'frames':>10s} {'forward f/s':>12s} {'train f/s':>10s} "
           f"{'activations/frame':>18s} {'peak (CUDA)':>12s}")
     for preset in args.preset.split(","):
-        model = common.make_model(args.kind, preset).to(device)
+        unknown = sorted(set(args.net) - set(common.preset_args(args.kind, preset)))
+        if unknown:  # the network ignores keys it does not read: a typo would time the preset itself
+            sys.exit(f"bench.py: --net: {', '.join(unknown)} is not an argument of the {args.kind} network; "
+                     f"it takes {', '.join(sorted(common.preset_args(args.kind, preset)))}")
+        model = common.make_model(args.kind, preset, **args.net).to(device)
         model.net.checkpoint_activations(args.checkpoint_activations)
         h, w = model.net_args["img_shape"][:2]
         t = args.timesteps or model.net_args["timesteps"]
@@ -239,6 +246,17 @@ def bench_toycraft(args):
         print(f"  ToyCraft / Crafter = {ratio:.2f}x")
 
 
+def network_arguments(text):
+    """--net: a JSON object of OpenAI-style network arguments (see common.PRESETS)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON ({e})")
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object of network arguments")
+    return value
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -253,6 +271,8 @@ def main():
                    help="bfloat16 autocast; compare: time both and print the speed-up")
     p.add_argument("--checkpoint-activations", action="store_true")
     p.add_argument("--timesteps", type=int, default=None, help="frames per chunk (default: the preset's)")
+    p.add_argument("--net", type=network_arguments, default={}, help="network arguments that replace the preset's, as "
+                   "JSON, e.g. '{\"impala_chans\": [8, 16, 32]}': to time a variant of a preset before training it")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--repeats", type=int, default=3)
     p = sub.add_parser("toycraft", help="ToyCraft's steps/s next to Crafter's, and its reset time")
