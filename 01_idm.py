@@ -24,8 +24,9 @@ Metrics, on whole held-out recordings, every frame counted: per-button accuracy 
 both axes, and the R^2 of the camera in degrees, beside the paper's 90.6% keypress accuracy and 0.97 mouse R^2.
 
 Differences from the paper:
-1. Size: the toy IDM has 2.4M parameters, 64x64 frames and 16-frame windows; OpenAI's 4x IDM 0.5B parameters, 128x128
-   frames and 128-frame windows, trained on 1,962 hours of contractor play.
+1. Size: the toy IDM has 2.3M parameters, 64x64 frames, 16-frame windows and a CNN half as wide in its first two
+   stacks; OpenAI's 4x IDM 0.5B parameters, 128x128 frames and 128-frame windows, trained on 1,962 hours of
+   contractor play.
 2. OpenAI's IDM training code is not public: the loss is the paper's, the optimiser and schedule are ours (AdamW,
    linear warm-up, cosine decay, gradient clipping).
 3. The paper does not define "keypress accuracy" precisely. We report the mean per-button accuracy and, because most

@@ -29,9 +29,9 @@ Commands:
 What the toy run prints, and how long it takes: docs/results.md.
 
 Differences from the paper:
-1. Size: the toy policy has 2 transformer layers of width 256 on 64x64 frames and a 64-frame memory; the foundation
-   model 0.5B parameters on 128x128 frames and a 128-frame memory, trained for days on hundreds of GPUs and 70,000
-   hours of video.
+1. Size: the toy policy has 2 transformer layers of width 256 on 64x64 frames, a 64-frame memory and a CNN half as
+   wide in its first two stacks; the foundation model 0.5B parameters on 128x128 frames and a 128-frame memory,
+   trained for days on hundreds of GPUs and 70,000 hours of video.
 2. The optimiser is laptop-sized (AdamW, lr 1e-3 with warm-up and cosine decay, weight decay 0.05, gradient clipping
    at 1); the paper's settings are in its Appendix H.
 3. The toy world has no night, hunger or mobs, and its episodes are one toy minute (1,200 steps), where the paper's

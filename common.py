@@ -833,8 +833,9 @@ class CnnDownStack(nn.Module):
 
 
 class ImpalaCNN(nn.Module):
-    """The IMPALA ResNet (Espeholt et al. 2018) as VPT widens it: three down-stacks of width (16, 32, 32) x
-    impala_width, then a dense layer to 256. 128x128 pixels become 16x16 after the three halvings."""
+    """The IMPALA ResNet (Espeholt et al. 2018) as VPT widens it: three down-stacks of width chans x impala_width
+    (chans is (16, 32, 32) in OpenAI's models), then a dense layer to 256. 128x128 pixels become 16x16 after the three
+    halvings."""
 
     def __init__(self, inshape, chans, outsize, nblock=2, groups=1, first_conv_norm=False, post_pool_groups=1):
         super().__init__()
@@ -1084,11 +1085,15 @@ _COMMON_NET_ARGS = dict(
     use_pre_lstm_ln=False,
 )
 # The scale dial. toy fits a 2-core laptop (64x64 frames, as toycraft renders them); 1x/2x/3x are the released
-# foundation models and 4x the released IDM (hidsize, impala_width, heads, layers, memory, timesteps).
+# foundation models and 4x the released IDM (hidsize, impala_width, heads, layers, memory, timesteps), OpenAI's
+# arguments exactly. The toy's CNN is narrower than OpenAI's (16, 32, 32): its first stack, whose convolutions run at
+# full and half resolution, costs most of a toy training step in float32, and halving its width (and the second's)
+# halves the step where the toy's skills do not need it. The IDM's 3-D convolution keeps its 16 channels: the motion
+# between frames that it extracts is what the IDM is for (docs/log.md has the measurements).
 PRESETS = {
     "policy": {
-        "toy": dict(img_shape=[64, 64, 3], hidsize=256, impala_width=1, attention_heads=4, n_recurrence_layers=2,
-                    attention_memory_size=64, timesteps=32),
+        "toy": dict(img_shape=[64, 64, 3], impala_chans=[8, 16, 32], hidsize=256, impala_width=1, attention_heads=4,
+                    n_recurrence_layers=2, attention_memory_size=64, timesteps=32),
         "1x": dict(img_shape=[128, 128, 3], hidsize=1024, impala_width=4, attention_heads=8, n_recurrence_layers=4,
                    attention_memory_size=256, timesteps=128),
         "2x": dict(img_shape=[128, 128, 3], hidsize=2048, impala_width=8, attention_heads=16, n_recurrence_layers=4,
@@ -1097,8 +1102,8 @@ PRESETS = {
                    attention_memory_size=256, timesteps=128),
     },
     "idm": {
-        "toy": dict(img_shape=[64, 64, 16], hidsize=256, impala_width=1, attention_heads=4, n_recurrence_layers=2,
-                    attention_memory_size=32, timesteps=32,
+        "toy": dict(img_shape=[64, 64, 16], impala_chans=[8, 16, 32], hidsize=256, impala_width=1, attention_heads=4,
+                    n_recurrence_layers=2, attention_memory_size=32, timesteps=32,
                     conv3d_params={"inchan": 3, "outchan": 16, "kernel_size": [5, 1, 1], "padding": [2, 0, 0]}),
         "4x": dict(img_shape=[128, 128, 128], hidsize=4096, impala_width=16, attention_heads=32, n_recurrence_layers=2,
                    attention_memory_size=128, timesteps=128,

@@ -385,12 +385,12 @@ def test_activation_checkpointing_gives_the_same_gradients():
 def test_bench_model_prints_a_row_per_preset_and_autocast():
     out = subprocess.run([sys.executable, str(ROOT / "tools" / "bench.py"), "model", "--kind", "idm", "--preset",
                           "toy", "--timesteps", "8", "--repeats", "1", "--checkpoint-activations", "--bf16", "compare",
-                          "--net", '{"impala_chans": [8, 16, 32]}'], capture_output=True, text=True, timeout=300)
+                          "--net", '{"impala_chans": [16, 32, 32]}'], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [line.split() for line in out.stdout.splitlines() if line.strip().startswith("toy")]
     assert [r[1] for r in rows] == ["fp32", "bf16", "bf16"] and "MiB" in rows[0] and "speed-up:" in rows[2]
-    # --net times a variant of the preset: the narrower CNN's parameter count, not the preset's
-    variant = c.count_parameters(c.make_model("idm", "toy", impala_chans=[8, 16, 32])) / 1e6
+    # --net times a variant of the preset: the wider CNN's parameter count (OpenAI's widths), not the preset's
+    variant = c.count_parameters(c.make_model("idm", "toy", impala_chans=[16, 32, 32])) / 1e6
     assert rows[0][2] == f"{variant:.1f}M" != f"{c.count_parameters(c.make_model('idm', 'toy')) / 1e6:.1f}M"
     with pytest.raises(argparse.ArgumentTypeError, match="must be a JSON object"):
         bench.network_arguments("[8, 16, 32]")

@@ -3,7 +3,7 @@ tools/bench.py: how fast nanoVPT's parts run, each timed against a baseline in t
 
     python tools/bench.py data                     # reading contractor recordings (frames/s) against decode + resize
     python tools/bench.py model --kind policy --preset toy,1x --bf16 compare    # networks: frames/s, memory
-    python tools/bench.py model --kind policy --net '{"impala_chans": [8, 16, 32]}'   # a variant of the toy network
+    python tools/bench.py model --kind policy --net '{"impala_chans": [16, 32, 32]}'  # a variant of the toy network
     python tools/bench.py toycraft                 # ToyCraft's steps/s next to Crafter's (pip install crafter)
 
 Speed is noisy on a shared machine, so every benchmark alternates what it compares, repeat by repeat, and reports
@@ -272,7 +272,7 @@ def main():
     p.add_argument("--checkpoint-activations", action="store_true")
     p.add_argument("--timesteps", type=int, default=None, help="frames per chunk (default: the preset's)")
     p.add_argument("--net", type=network_arguments, default={}, help="network arguments that replace the preset's, as "
-                   "JSON, e.g. '{\"impala_chans\": [8, 16, 32]}': to time a variant of a preset before training it")
+                   "JSON, e.g. '{\"impala_chans\": [16, 32, 32]}': to time a variant of a preset before training it")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--repeats", type=int, default=3)
     p = sub.add_parser("toycraft", help="ToyCraft's steps/s next to Crafter's, and its reset time")
