@@ -432,9 +432,10 @@ def write_docs(text):
         "the tables of wall times.\n\n" + text)
     runs = {d: load(RUNS / d / "metrics.json") for d in STAGES.values()}
     measured = sorted({where(run_of(m)) for m in runs.values() if m})
+    what = "the details of each stage and the paper's ablations" if PAPER_RUNS.exists() else \
+        "the details of each stage (the paper's ablations once `make paper-figures` has run)"
     table = "\n".join(headline(runs)) + f"\n\nMeasured on {'; '.join(measured) or 'an unknown machine'}. Every " \
-                                        "figure, the details of each stage and the paper's ablations: " \
-                                        "[docs/results.md](docs/results.md).\n"
+                                        f"figure, {what}: [docs/results.md](docs/results.md).\n"
     readme, start, end = Path("README.md"), "<!-- results:start -->", "<!-- results:end -->"
     body = readme.read_text()
     if start not in body or end not in body:
