@@ -353,18 +353,20 @@ class _RangeHandler:
                     return
                 data = path.read_bytes()
                 start = int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
+                # logged before anything is sent: the client may read the last byte and the test check the log
+                # before this thread runs again
                 if start >= len(data):  # RFC 9110: nothing at or after that byte
+                    log.append((self.path, 416))
                     self.send_response(416)
                     self.send_header("Content-Range", f"bytes */{len(data)}")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
-                    log.append((self.path, 416))
                     return
+                log.append((self.path, len(data) - start))
                 self.send_response(206 if start else 200)
                 self.send_header("Content-Length", str(len(data) - start))
                 self.end_headers()
                 self.wfile.write(data[start:])
-                log.append((self.path, len(data) - start))
 
             def log_message(self, *args):
                 pass
