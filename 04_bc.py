@@ -45,7 +45,6 @@ import os
 import time
 import warnings
 from collections import deque
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -161,7 +160,7 @@ class RecordingStreams:
     def __init__(self, paths, batch, chunk, size, workers, seed, prefetch=None, max_frames=None):
         self.paths, self.batch, self.chunk, self.size, self.max_frames = list(paths), batch, chunk, size, max_frames
         self.rng = np.random.default_rng(seed)
-        self.pool = get_context("spawn").Pool(workers, common.worker_init) if workers > 0 else None
+        self.pool = common.worker_pool(workers) if workers > 0 else None
         self.prefetch = prefetch or max(2 * workers, batch)
         self.pending = deque()  # AsyncResults (or ready tuples) of recordings being loaded
         self.order = []

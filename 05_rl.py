@@ -44,7 +44,6 @@ import json
 import math
 import os
 import time
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -172,10 +171,10 @@ def item_reward(inventory, high):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def env_worker(remote, env_name, seeds, stride, max_steps, size):
+def env_worker(remote, env_name, seeds, stride, max_steps, size, environ):
     """Runs envs with world seeds `seeds`; the k-th episode of env i uses seed seeds[i] + k * stride. Commands over the
     pipe: ("step", actions) -> per env (pov, reward, done, finished-episode info or None); ("close", None)."""
-    common.worker_init(threads=1)
+    common.worker_init(threads=1, environ=environ)
     envs, highs, returns, episode = [], [], [], [0] * len(seeds)
     try:
         for s in seeds:
@@ -228,14 +227,15 @@ class VecEnv:
     returns povs (N, H, W, 3), rewards (N,), dones (N,) and the episodes that just finished."""
 
     def __init__(self, env_name, num_envs, workers, seed, max_steps, size=64, stride=None):
-        ctx = get_context("spawn")
+        ctx = common.worker_context()
         workers = max(1, min(workers, num_envs))
         self.split = np.array_split(np.arange(num_envs), workers)
         self.remotes, self.procs = [], []
         for part in self.split:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=env_worker, args=(child, env_name, [seed + int(i) for i in part],
-                                                        stride or num_envs, max_steps, size), daemon=True)
+                                                        stride or num_envs, max_steps, size, dict(os.environ)),
+                               daemon=True)
             proc.start()
             child.close()
             self.remotes.append(parent)

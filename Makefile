@@ -25,8 +25,11 @@ STAMP := $(VENV)/.installed
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "nanoVPT needs Python 3.10+, found " + sys.version.split()[0]'
 	$(PYTHON) -m venv $(VENV)
-	@$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install $(TORCH)
-	$(PY) -m pip install -r requirements.txt
+	@$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install --no-compile $(TORCH)
+	$(PY) -m pip install --no-compile -r requirements.txt
+	@# the bytecode, on every core (pip compiles file by file); the files it cannot compile are written for a newer
+	@# Python (torch's tests), and are passed over as pip would
+	@$(PY) -m compileall -qq -j 0 $(VENV)/lib || true
 	@touch $@
 
 test: $(STAMP)

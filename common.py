@@ -32,6 +32,7 @@ import datetime
 import errno
 import json
 import math
+import multiprocessing
 import os
 import pickle
 import re
@@ -1648,12 +1649,37 @@ def smoke_paths(args, parser, names):
             setattr(args, name, smoke_path(value))
 
 
-def worker_init(threads=None):
+def worker_context():
+    """The multiprocessing context of every worker pool: a fork server where the platform has one (Linux, macOS),
+    spawn elsewhere (Windows). Either way a worker never starts as a fork of a process that has already run torch's
+    threads or CUDA, which is not safe. The fork server is a fresh interpreter that imports torch and OpenCV once;
+    each worker is then a fork of it, where under spawn each one imported torch itself, a second or more apiece.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    # read when the server starts (a process's first pool). Named by package, not "__main__" or "common": Python
+    # before 3.12 gives the server neither the script's path nor sys.path, and skips what it cannot import
+    ctx.set_forkserver_preload(["torch", "cv2"])
+    return ctx
+
+
+def worker_init(threads=None, environ=None):
     """Initializer of every worker process: Ctrl-C is the main process's to handle (it reaches the whole process group;
-    a worker stopped inside a queue's lock would leave the main one waiting at exit), and optionally a thread count."""
+    a worker stopped inside a queue's lock would leave the main one waiting at exit), optionally a thread count, and
+    the main process's environment variables as they are now (a fork server's workers would otherwise have those the
+    server started with)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
     if threads:
         torch.set_num_threads(threads)
+
+
+def worker_pool(workers, threads=None):
+    """A multiprocessing.Pool of `workers` processes from worker_context, each started by worker_init."""
+    return worker_context().Pool(workers, worker_init, (threads, dict(os.environ)))
 
 
 def make_folder(path):

@@ -15,7 +15,6 @@ import importlib.util
 import os
 import time
 import warnings
-from multiprocessing import get_context
 
 import numpy as np
 import torch
@@ -213,7 +212,7 @@ def evaluate_items(policy_path, env_name, episodes, episode_steps, temperature=1
              w == 0 and video_path is not None) for w in range(workers)]
     t0 = time.time()
     # one thread per worker: the workers already use every core
-    with get_context("spawn").Pool(workers, initializer=common.worker_init, initargs=(1,)) as pool:
+    with common.worker_pool(workers, threads=1) as pool:
         results = list(tqdm(pool.imap(play_episodes, jobs), total=workers, desc=desc, unit="worker"))
     items = np.concatenate([r[0] for r in results])
     gui = np.concatenate([r[1] for r in results])

@@ -7,7 +7,6 @@ two runs into one folder, a broken file, a full disk) is tried here the way a us
 import argparse
 import importlib.util
 import json
-import multiprocessing
 import os
 import re
 import signal
@@ -110,10 +109,14 @@ def test_a_run_that_would_play_minerl_without_it_stops_before_training(monkeypat
     worlds.check_playable("toy")
 
 
-def test_workers_leave_ctrl_c_to_the_main_process():
+def test_workers_leave_ctrl_c_to_the_main_process_and_see_its_environment(monkeypatch):
     # Ctrl-C reaches the whole process group; a worker stopped inside a queue's lock would hang the main one at exit
-    with multiprocessing.get_context("spawn").Pool(1, c.worker_init) as pool:
+    with c.worker_pool(1) as pool:
         assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN
+    # the fork server started with the first pool; the workers of a later one still see today's environment
+    monkeypatch.setenv("NANOVPT_SET_LATER", "seen")
+    with c.worker_pool(1) as pool:
+        assert pool.apply(os.getenv, ("NANOVPT_SET_LATER",)) == "seen"
 
 
 def test_an_unknown_device_is_one_line():
