@@ -1650,10 +1650,12 @@ def smoke_paths(args, parser, names):
 
 
 def worker_context():
-    """The multiprocessing context of every worker pool: a fork server where the platform has one (Linux, macOS),
-    spawn elsewhere (Windows). Either way a worker never starts as a fork of a process that has already run torch's
-    threads or CUDA, which is not safe. The fork server is a fresh interpreter that imports torch and OpenCV once;
-    each worker is then a fork of it, where under spawn each one imported torch itself, a second or more apiece.
+    """The multiprocessing context of the pools whose workers run torch (04's loaders, 05's environments, the
+    evaluations): a fork server where the platform has one (Linux, macOS), spawn elsewhere (Windows). Either way a
+    worker never starts as a fork of a process that has already run torch's threads or CUDA, which is not safe. The
+    fork server is a fresh interpreter that imports torch and OpenCV once; each worker is then a fork of it, where
+    under spawn each one imported torch itself, a second or more apiece. (ToyCraft's recording pools, which start
+    before any network runs, keep the platform's default.)
     """
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")

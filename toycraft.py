@@ -1505,6 +1505,8 @@ def record_hours(out, hours, web=False, seed=0, workers=None, codec="mp4v", max_
     frames each (at most `max_steps` of play). An episode already recorded in `out` counts and is not played again,
     so an interrupted recording resumes where it stopped, and a larger `hours` adds only the episodes missing: either
     way `out` ends with the episodes one uninterrupted run records. Returns the frames."""
+    from multiprocessing import Pool
+
     from tqdm import tqdm
 
     need, frames = int(hours * TOY_HOUR), 0
@@ -1525,7 +1527,7 @@ def record_hours(out, hours, web=False, seed=0, workers=None, codec="mp4v", max_
                 print(f"{out} holds {sum(have.values()) / TOY_HOUR:.2f} toy hours of "
                       f"{'web video' if web else 'contractor recordings'}: recording until it holds {hours:.2f} "
                       f"({need:,} frames)")
-                pool = common.worker_pool(workers)
+                pool = Pool(workers, common.worker_init)
                 bar = tqdm(total=need, initial=min(frames, need), unit="frame",
                            desc="recording web video" if web else "recording contractors")
             for n in pool.imap_unordered(_record_one, jobs) if jobs else ():
@@ -1559,8 +1561,10 @@ def _episode_items(job):
 
 def item_rates(levels, episodes, seed=0, max_steps=6000, workers=None):
     """Fraction of episodes in which each scripted level obtains each item at least once (in parallel processes)."""
+    from multiprocessing import Pool
+
     jobs = [(seed + i, level, max_steps) for level in levels for i in range(episodes)]
-    with common.worker_pool(workers) as pool:
+    with Pool(workers, common.worker_init) as pool:
         results = pool.map(_episode_items, jobs)
     rates = {}
     for level in levels:
