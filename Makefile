@@ -1,7 +1,8 @@
 # nanoVPT's make targets.
 #   make toy            the toy pipeline: stages 01 -> 05 on toycraft, each reading the one before it, then
 #                       runs/report.md
-#   make test           the test suite (what CI runs)
+#   make test           the test suite, but for its multi-process (torchrun) runs: make test-slow runs those; CI
+#                       runs both
 #   make parity         the same results as OpenAI's own code: VPT_REPO=/path/to/Video-Pre-Training make parity
 #   make gpu-check      the toy chain on a GPU at default sizes, then the 1x/4x training step (tools/gpu_check.py)
 #   make paper-figures  the ablations behind the paper's figures, on top of make toy (hours); then
@@ -20,7 +21,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test parity gpu-check toy paper-figures clean
+.PHONY: test test-slow parity gpu-check toy paper-figures clean
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "nanoVPT needs Python 3.10+, found " + sys.version.split()[0]'
@@ -33,7 +34,10 @@ $(STAMP): requirements.txt
 	@touch $@
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not slow" tests
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow tests
 
 gpu-check: $(STAMP)
 	$(PY) tools/gpu_check.py $(GPU_CHECK_FLAGS)

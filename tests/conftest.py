@@ -13,3 +13,8 @@ def load_stage(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def pytest_configure(config):
+    # make test runs everything but these; make test-slow runs only these, and CI runs both
+    config.addinivalue_line("markers", "slow: a multi-process (torchrun) run, left to make test-slow")

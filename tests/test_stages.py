@@ -4,10 +4,13 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import common
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_idm_trains_under_torchrun_with_two_processes(tmp_path):
     # DistributedDataParallel on CPU (gloo): each rank reads its own recordings; rank 0 evaluates and saves
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
@@ -64,6 +67,7 @@ def test_chain_of_stages(tmp_path):
     assert readme.startswith("# x\n") and readme.endswith("<!-- results:end -->\nrest\n")
 
 
+@pytest.mark.slow
 def test_bc_trains_under_torchrun_with_two_processes(tmp_path):
     # each rank streams its own share of the recordings; rank 0 evaluates and saves
     import toycraft
@@ -77,6 +81,7 @@ def test_bc_trains_under_torchrun_with_two_processes(tmp_path):
     assert config["world_size"] == 2 and (tmp_path / "runs" / "smoke" / "bc" / "policy.pt").exists()
 
 
+@pytest.mark.slow
 def test_rl_trains_under_torchrun_with_two_processes(tmp_path):
     # each rank runs its own environments; gradients and return statistics are averaged, rank 0 saves and evaluates
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
