@@ -1114,11 +1114,18 @@ PRESETS = {
 
 
 def preset_args(kind, preset, **overrides):
-    """Full OpenAI-style network arguments for a preset, with single values overridden."""
+    """Full OpenAI-style network arguments for a preset, with single values overridden. Only the preset's own
+    arguments can be: the network passes over keys it does not read, so a misspelt one would build the preset as it
+    is."""
     if preset not in PRESETS[kind]:
         raise ValueError(f"unknown {kind} preset {preset!r}; choose from {list(PRESETS[kind])}")
     mask = "clipped_causal" if kind == "policy" else "none"
-    return {**_COMMON_NET_ARGS, "attention_mask_style": mask, **PRESETS[kind][preset], **overrides}
+    args = {**_COMMON_NET_ARGS, "attention_mask_style": mask, **PRESETS[kind][preset]}
+    unknown = sorted(set(overrides) - set(args))
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)} is not an argument of the {kind} network; it takes "
+                         f"{', '.join(sorted(args))}")
+    return {**args, **overrides}
 
 
 class VPTNet(nn.Module):

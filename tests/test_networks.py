@@ -398,6 +398,9 @@ def test_bench_model_prints_a_row_per_preset_and_autocast():
                               batch=1, repeats=1, checkpoint_activations=False)
     with pytest.raises(SystemExit, match="impala_chanz is not an argument of the policy network"):
         bench.bench_model(typo)
+    # every caller of make_model, not only the benchmark: a misspelt argument would otherwise build the preset itself
+    with pytest.raises(ValueError, match="hidsise is not an argument of the idm network; it takes .*hidsize"):
+        c.make_model("idm", "toy", hidsise=64)
 
 
 @pytest.mark.parametrize("stage", ["01_idm.py", "03_label.py", "04_bc.py", "05_rl.py"])

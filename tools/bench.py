@@ -123,11 +123,10 @@ def bench_model(args):
     print(f"  {'preset':7s} {'autocast':8s} {'params':>8s} {'frames':>10s} {'forward f/s':>12s} {'train f/s':>10s} "
           f"{'activations/frame':>18s} {'peak (CUDA)':>12s}")
     for preset in args.preset.split(","):
-        unknown = sorted(set(args.net) - set(common.preset_args(args.kind, preset)))
-        if unknown:  # the network ignores keys it does not read: a typo would time the preset itself
-            sys.exit(f"bench.py: --net: {', '.join(unknown)} is not an argument of the {args.kind} network; "
-                     f"it takes {', '.join(sorted(common.preset_args(args.kind, preset)))}")
-        model = common.make_model(args.kind, preset, **args.net).to(device)
+        try:
+            model = common.make_model(args.kind, preset, **args.net).to(device)
+        except ValueError as e:  # an unknown preset, or a --net key the network does not have
+            sys.exit(f"bench.py: {e}")
         model.net.checkpoint_activations(args.checkpoint_activations)
         h, w = model.net_args["img_shape"][:2]
         t = args.timesteps or model.net_args["timesteps"]
