@@ -6,8 +6,9 @@ The pretrained policy (04_bc.py) already chops trees and crafts, sometimes. RL t
 goes further down the tech tree: a reward is paid for each item of the diamond-pickaxe sequence (Table 7), and PPO
 improves the policy on it. Left alone, RL forgets what pretraining taught before the reward can teach anything better
 (catastrophic forgetting), so VPT replaces the usual entropy bonus with a KL divergence from the frozen pretrained
-policy, whose weight decays over training. --ablations puts both parts to the test (toy Fig. 7): RL from a random
-initialisation, from the pretrained policy without the KL term, and with it.
+policy, whose weight decays over training. `make paper-figures` puts both parts to the test (toy Fig. 7, several
+seeds each): RL from a random initialisation, from the early-game model (§4.3) without the KL term and with it, and
+from the foundation policy with it.
 
 The code is CleanRL's ppo.py adapted to a recurrent policy with VPT's action space: the same storage layout, GAE loop,
 clipped policy and value losses, per-minibatch advantage normalisation, and approx_kl / clipfrac / explained-variance
@@ -15,14 +16,14 @@ logs. What changes: the policy is a transformer with a memory, so the rollout ke
 of every sequence of --seq-len steps, and the update recomputes each sequence's log-probs from that stored state.
 
 Input:  the policy to start from (--init, default runs/bc/policy.pt; ours, or OpenAI's .model + .weights).
-Output: runs/rl/policy.pt, metrics.json (item_rates of the final evaluation, mean_return, env_steps), training.png
-        (return and each item's rate over training), and with --ablations ablations.png and one folder per run.
+Output: runs/rl/policy.pt, metrics.json (item_rates of the final evaluation, mean_return, env_steps, the funnel of
+        where episodes stall, and the history of return and item rates over training), training.png (the history).
 
 Commands:
     python 05_rl.py --smoke                 # a couple of tiny iterations: does everything run?
     python 05_rl.py                         # toy: PPO from 04's policy, with the KL term, 131,072 steps
-    python 05_rl.py --ablations             # from scratch, from BC without KL, from BC with KL (toy Fig. 7)
-    python 05_rl.py --init runs/bc_early_game/policy.pt --out runs/rl_early_game   # from the early-game model (§4.3)
+    python 05_rl.py --init runs/paper/bc_early_game/policy.pt --out runs/rl_early_game   # from the early-game model
+    python 05_rl.py --scratch --kl-coef 0 --out runs/rl_scratch           # from a random initialisation
     torchrun --nproc_per_node 8 05_rl.py --env minerl --init foundation-model-1x.model --num-envs 16 --bf16
 What the toy run prints, and how long it takes: docs/results.md. Under torchrun every rank runs --num-envs
 environments of its own, gradients and return statistics are averaged over ranks, and rank 0 logs and evaluates.
@@ -73,8 +74,6 @@ def parse_args(argv=None):
     g.add_argument("--out", type=Path, default=Path("runs/rl"))
     g.add_argument("--resume", action="store_true", help="continue from --out/policy.pt after an interruption")
     g.add_argument("--overwrite", action="store_true", help="replace the run that --out holds")
-    g.add_argument("--ablations", action="store_true", help="run from scratch, from BC without KL and from BC with KL, "
-                   "and plot them together (toy Fig. 7)")
     g = p.add_argument_group("rollouts")
     g.add_argument("--num-envs", type=common.positive_int, default=8, help="parallel environments")
     g.add_argument("--env-workers", type=common.count, default=os.cpu_count(), help="processes running the "
@@ -599,14 +598,11 @@ def run(args, out, device, label, rank=0, world=1):
     rates, info = worlds.evaluate_items(out / "policy.pt", args.env, args.eval_episodes, args.episode_steps,
                                         temperature=args.temperature, seed=args.seed, desc=f"[{label}] evaluate")
     metrics = {"item_rates": rates, "mean_return": history["mean_return"][-1], "env_steps": history["env_steps"][-1],
-               "train_seconds": round(train_seconds, 1), "world_size": world, **info, "run": common.run_info(device)}
+               "train_seconds": round(train_seconds, 1), "world_size": world, **info, "run": common.run_info(device),
+               "history": {k: history[k] for k in ("env_steps", "mean_return", "item_rates")}}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     plot_training({label: history}, out / "training.png")
     return metrics, history
-
-
-# --ablations (toy Fig. 7): each run's label in the plot and its folder under --out
-ABLATIONS = {"from scratch": "from_scratch", "BC, no KL": "bc_no_kl", "BC + KL": "bc_kl"}
 
 
 def main():
@@ -614,27 +610,12 @@ def main():
     # under torchrun each rank runs its own environments; gradients and return statistics are averaged over ranks
     device, rank, world = common.setup_run(args)
     worlds.check_playable(args.env)
-    common.claim_out(args, ["policy.pt"] + [f"{name}/policy.pt" for name in ABLATIONS.values()], rank)
-    if not args.ablations:
-        metrics, _ = run(args, args.out, device, "scratch" if args.scratch else "rl", rank, world)
-        if rank == 0:
-            got = ", ".join(f"{k} {v:.2f}" for k, v in metrics["item_rates"].items() if v > 0) or "nothing"
-            print(f"after {metrics['env_steps']:,} steps: mean return {metrics['mean_return']:.2f}; evaluation over "
-                  f"{metrics['episodes']} episodes of {metrics['episode_steps']} steps: {got} -> {args.out}")
-    else:
-        # toy Fig. 7: the same budget three ways
-        variants = {"from scratch": dict(scratch=True, kl_coef=0.0), "BC, no KL": dict(scratch=False, kl_coef=0.0),
-                    "BC + KL": dict(scratch=False, kl_coef=args.kl_coef)}
-        results, histories = {}, {}
-        for label, change in variants.items():
-            variant = argparse.Namespace(**{**vars(args), **change})
-            results[label], histories[label] = run(variant, args.out / ABLATIONS[label], device, label, rank, world)
-        if rank == 0:
-            plot_training(histories, args.out / "ablations.png")
-            (args.out / "ablations.json").write_text(json.dumps(results, indent=1))
-            print(f"{'item':16s}" + "".join(f"{label:>14s}" for label in results))
-            for item in ITEMS:
-                print(f"{item:16s}" + "".join(f"{r['item_rates'][item]:14.2f}" for r in results.values()))
+    common.claim_out(args, ["policy.pt"], rank)
+    metrics, _ = run(args, args.out, device, "scratch" if args.scratch else "rl", rank, world)
+    if rank == 0:
+        got = ", ".join(f"{k} {v:.2f}" for k, v in metrics["item_rates"].items() if v > 0) or "nothing"
+        print(f"after {metrics['env_steps']:,} steps: mean return {metrics['mean_return']:.2f}; evaluation over "
+              f"{metrics['episodes']} episodes of {metrics['episode_steps']} steps: {got} -> {args.out}")
     if world > 1:
         dist.destroy_process_group()
 

@@ -6,7 +6,8 @@
 #   make parity         the same results as OpenAI's own code: VPT_REPO=/path/to/Video-Pre-Training make parity
 #   make gpu-check      the toy chain on a GPU at default sizes, then the 1x/4x training step (tools/gpu_check.py)
 #   make paper-figures  the ablations behind the paper's figures, on top of make toy (hours); then
-#                       `python report.py --docs` writes docs/results.md
+#                       `python report.py --docs` writes docs/results.md. PAPER_FIGURES_FLAGS="--figure 7 --jobs 2":
+#                       one figure's runs, two at a time
 #   make clean          remove runs/ and data/
 # Each first builds .venv with Python 3.10+ and the packages in requirements.txt; re-running skips the install.
 #
@@ -100,7 +101,7 @@ runs/report.md: report.py $(IDM) $(FILTER) $(LABEL) $(BC) $(RL)
 
 # the ablations behind the paper's figures, on top of make toy's runs (hours on 2 cores; resumable)
 paper-figures: toy
-	$(PY) report.py paper-figures
+	$(PY) report.py paper-figures $(PAPER_FIGURES_FLAGS)
 
 # start over: the recorded toy data and every run
 clean:

@@ -5,29 +5,35 @@ report.py: the toy pipeline's results on one page, and the ablations behind the 
 each stage's headline numbers beside the paper's, each stage's details and figures, a first-person GIF of the final
 agent, and the wall time of each stage (which the Makefile logs in runs/times.tsv) with the machine and day it ran on.
 
-`make paper-figures` runs the ablations behind VPT's claims on top of make toy's outputs, each once, into runs/paper/
-(a rerun skips the runs that finished), then plots them the way the paper does:
+`make paper-figures` runs the ablations behind VPT's claims on top of make toy's outputs into runs/paper/ (a rerun
+skips the runs that finished), then plots them the way the paper does:
     Fig. 3 left   IDM quality against hours of labelled contractor data        01 --sweep-hours
     Fig. 3 right  BC on IDM pseudo-labels against BC on the labelled data alone 04 --data data/contractor
     Fig. 8 left   zero-shot items against hours of pseudo-labelled video        04 --data-hours
     Fig. 9        zero-shot items against the IDM's hours of training data      03 + 04 with each sweep IDM
-    Fig. 7        RL from scratch, from BC without KL, from BC with KL          05 --ablations
+    Fig. 7        RL from scratch, from the early-game model (§4.3) without     04 --early-game, then 05 per arm
+                  and with the KL term, and from the foundation policy with     and seed
+                  it, three seeds each
 
 Commands:
     python report.py                          # runs/report.md (and runs/agent.gif) from what is in runs/
     python report.py --docs                   # also docs/results.md, its figures, and the README's headline table
     python report.py paper-figures            # the ablations (hours on 2 cores), then the report
+    python report.py paper-figures --figure 7 --jobs 2   # Fig. 7 only, two runs at a time, each on half the cores
     python report.py paper-figures --smoke    # every ablation at smoke size: checks the machinery
     python report.py --smoke                  # the report of the smoke tree (runs/smoke/, after each stage's --smoke)
 """
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -65,55 +71,131 @@ def fmt(x, digits=3):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+RL_SEEDS = [0, 1, 2]  # Fig. 7: every arm over three seeds
+EARLY_GAME_FRAMES = 2400  # Fig. 7 starts from the early game: the first 2 minutes of each contractor recording (§4.3)
+
+
+def fig7_arms():
+    """Fig. 7's arms: {label: (folder prefix, 05_rl.py flags)}. From scratch there is nothing to stay close to (no KL
+    term); the early-game model is the paper's starting point for RL; the foundation arm is make toy's own 05 run,
+    seeded again."""
+    early, foundation = str(PAPER_RUNS / "bc_early_game" / "policy.pt"), str(RUNS / "bc" / "policy.pt")
+    return {"from scratch": ("rl_scratch", ["--scratch", "--kl-coef", "0"]),
+            "early game, no KL": ("rl_early_no_kl", ["--init", early, "--kl-coef", "0"]),
+            "early game + KL": ("rl_early_kl", ["--init", early]),
+            "foundation + KL": ("rl_foundation_kl", ["--init", foundation])}
+
+
+class Ablation(NamedTuple):
+    what: str  # what it is for
+    cmd: list  # the command
+    done: Path  # the file it writes last
+    needs: tuple = ()  # files that other runs write first
+    figures: tuple = ()  # the figures it is for (report.py paper-figures --figure)
+
+
 def ablation_runs():
-    """(what it is for, command, the file it writes last) for every run behind the paper's figures, in order."""
+    """Every run behind the paper's figures, in order."""
     py = [sys.executable]
-    runs = [("Fig. 3 left: one IDM per data size", py + ["01_idm.py", "--sweep-hours", ",".join(map(str, IDM_HOURS)),
-                                                          "--out", str(PAPER_RUNS / "idm_sweep")],
-             PAPER_RUNS / "idm_sweep" / "metrics.json")]
+    sweep = PAPER_RUNS / "idm_sweep" / "metrics.json"
+    runs = [Ablation("Fig. 3 left: one IDM per data size", py + ["01_idm.py", "--sweep-hours", ",".join(
+        map(str, IDM_HOURS)), "--out", str(sweep.parent)], sweep, figures=(3, 9))]
     for h in IDM_HOURS:
-        runs.append((f"Fig. 9: label the web video with the {h} h IDM",
-                     py + ["03_label.py", "--idm", str(PAPER_RUNS / "idm_sweep" / f"idm_{h:g}h.pt"),
-                           "--out", str(DATA / "paper" / f"labeled_{h:g}h"), "--run-dir",
-                           str(PAPER_RUNS / f"label_{h:g}h")],
-                     PAPER_RUNS / f"label_{h:g}h" / "metrics.json"))
-        runs.append((f"Fig. 9: clone a policy on the {h} h IDM's labels",
-                     py + ["04_bc.py", "--data", str(DATA / "paper" / f"labeled_{h:g}h"), "--out",
-                           str(PAPER_RUNS / f"bc_idm_{h:g}h")],
-                     PAPER_RUNS / f"bc_idm_{h:g}h" / "metrics.json"))
-    runs.append(("Fig. 3 right: clone a policy on the contractor data alone",
-                 py + ["04_bc.py", "--data", str(DATA / "contractor"), "--out", str(PAPER_RUNS / "bc_contractor")],
-                 PAPER_RUNS / "bc_contractor" / "metrics.json"))
+        label = PAPER_RUNS / f"label_{h:g}h" / "metrics.json"
+        runs.append(Ablation(f"Fig. 9: label the web video with the {h} h IDM",
+                             py + ["03_label.py", "--idm", str(sweep.parent / f"idm_{h:g}h.pt"),
+                                   "--out", str(DATA / "paper" / f"labeled_{h:g}h"), "--run-dir", str(label.parent)],
+                             label, (sweep,), (9,)))
+        runs.append(Ablation(f"Fig. 9: clone a policy on the {h} h IDM's labels",
+                             py + ["04_bc.py", "--data", str(DATA / "paper" / f"labeled_{h:g}h"), "--out",
+                                   str(PAPER_RUNS / f"bc_idm_{h:g}h")],
+                             PAPER_RUNS / f"bc_idm_{h:g}h" / "metrics.json", (label,), (9,)))
+    runs.append(Ablation("Fig. 3 right: clone a policy on the contractor data alone",
+                         py + ["04_bc.py", "--data", str(DATA / "contractor"), "--out",
+                               str(PAPER_RUNS / "bc_contractor")],
+                         PAPER_RUNS / "bc_contractor" / "metrics.json", figures=(3,)))
     for h in BC_HOURS:
-        runs.append((f"Fig. 8 left: clone a policy on {h} h of pseudo-labelled video",
-                     py + ["04_bc.py", "--data-hours", str(h), "--out", str(PAPER_RUNS / f"bc_data_{h:g}h")],
-                     PAPER_RUNS / f"bc_data_{h:g}h" / "metrics.json"))
-    runs.append(("Fig. 7: RL from scratch, from BC without KL and with KL",
-                 py + ["05_rl.py", "--ablations", "--out", str(PAPER_RUNS / "rl")],
-                 PAPER_RUNS / "rl" / "ablations.json"))
+        runs.append(Ablation(f"Fig. 8 left: clone a policy on {h} h of pseudo-labelled video",
+                             py + ["04_bc.py", "--data-hours", str(h), "--out", str(PAPER_RUNS / f"bc_data_{h:g}h")],
+                             PAPER_RUNS / f"bc_data_{h:g}h" / "metrics.json", figures=(8,)))
+    # Fig. 7 starts from the early-game model (§4.3: the foundation policy fine-tuned on the contractors' first two
+    # minutes), made once and shared by two arms
+    early = PAPER_RUNS / "bc_early_game" / "metrics.json"
+    runs.append(Ablation("Fig. 7: fine-tune the foundation policy on the early game (§4.3)",
+                         py + ["04_bc.py", "--init", str(RUNS / "bc" / "policy.pt"), "--data", str(DATA / "contractor"),
+                               "--early-game", str(EARLY_GAME_FRAMES), "--steps", "600", "--lr", "3e-4",
+                               "--out", str(early.parent)], early, figures=(7,)))
+    for seed in RL_SEEDS:  # seed by seed, so that a partial run has every arm at the same number of seeds
+        for label, (prefix, flags) in fig7_arms().items():
+            done = PAPER_RUNS / f"{prefix}_s{seed}" / "metrics.json"
+            runs.append(Ablation(f"Fig. 7: RL {label}, seed {seed}", py + ["05_rl.py", *flags, "--seed", str(seed),
+                                                                          "--out", str(done.parent)],
+                                 done, (early,) if "early" in prefix else (), (7,)))
     return runs
 
 
-def run_ablations(smoke):
-    """Run every ablation that has not finished yet, logging each one's wall time to runs/paper/times.tsv."""
+def run_ablations(smoke, figures=None, jobs=1):
+    """Run every ablation (of `figures`; None: all) that has not finished yet, `jobs` at a time as soon as the runs
+    they need have finished, logging each one's wall time to runs/paper/times.tsv. With jobs > 1 each run gets its
+    share of the cores (OMP_NUM_THREADS, and 05's --env-workers) and writes its output to runs/paper/logs/."""
     if not (RUNS / "bc" / "policy.pt").exists() or not (DATA / "labeled").exists():
         raise common.UserError("paper-figures: run `make toy` first (the ablations build on its data and runs)"
                                if not smoke else "paper-figures --smoke: run each stage with --smoke first")
     PAPER_RUNS.mkdir(parents=True, exist_ok=True)
-    for what, cmd, done in ablation_runs():
-        if done.exists():
-            print(f"=== paper-figures: {what}: done already ({done})")
+    pending = []
+    for run in ablation_runs():
+        if figures and not set(run.figures) & set(figures):
             continue
-        cmd = cmd + ["--smoke"] if smoke else cmd
-        if "03_label.py" not in cmd[1]:
-            cmd = cmd + ["--overwrite"]  # an interrupted ablation starts over
-        print(f"=== paper-figures: {what}\n    {' '.join(cmd[1:])}", flush=True)
-        start = time.time()
-        if subprocess.run(cmd).returncode != 0:
-            raise common.UserError(f"paper-figures: {what} failed (its message is above); `make paper-figures` again "
-                                   f"goes on from there")
-        with open(PAPER_RUNS / "times.tsv", "a") as f:
-            f.write(f"{done.parent.name}\t{time.time() - start:.0f}\n")
+        if run.done.exists():
+            print(f"=== paper-figures: {run.what}: done already ({run.done})")
+            continue
+        pending.append(run)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    environ = {**os.environ, "OMP_NUM_THREADS": str(threads)} if jobs > 1 else None
+    running, failed = {}, []  # {process: (run, start time, log file)}
+    while pending or running:
+        ready = [r for r in pending if all(n.exists() for n in r.needs)]
+        while ready and len(running) < jobs and not failed:
+            run = ready.pop(0)
+            pending.remove(run)
+            cmd = run.cmd + ["--smoke"] if smoke else list(run.cmd)
+            if "03_label.py" not in cmd[1]:
+                cmd += ["--overwrite"]  # an interrupted ablation starts over
+            if jobs > 1 and "05_rl.py" in cmd[1]:
+                cmd += ["--env-workers", str(threads)]
+            log = None
+            if jobs > 1:
+                (PAPER_RUNS / "logs").mkdir(exist_ok=True)
+                log = open(PAPER_RUNS / "logs" / f"{run.done.parent.name}.log", "w")
+            said = f"\n    output: {log.name}" if log else ""
+            print(f"=== paper-figures: {run.what}\n    {' '.join(cmd[1:])}{said}", flush=True)
+            running[subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT if log else None, env=environ)] = (
+                run, time.time(), log)
+        if not running:
+            if failed or not pending:
+                break
+            raise common.UserError(f"paper-figures: {pending[0].what} needs {', '.join(map(str, pending[0].needs))}, "
+                                   f"which no run makes")
+        finished = [proc for proc in running if proc.poll() is not None]
+        if not finished:
+            time.sleep(1)
+            continue
+        for proc in finished:
+            run, start, log = running.pop(proc)
+            if log:
+                log.close()
+            if proc.returncode != 0:
+                failed.append((run, log))
+                continue
+            with open(PAPER_RUNS / "times.tsv", "a") as f:
+                f.write(f"{run.done.parent.name}\t{time.time() - start:.0f}\n")
+            if jobs > 1:
+                print(f"=== paper-figures: {run.what}: done in {(time.time() - start) / 60:.1f} min", flush=True)
+    if failed:
+        run, log = failed[0]
+        where_said = f"in {log.name}" if log else "above"
+        raise common.UserError(f"paper-figures: {run.what} failed (its message is {where_said}); `make paper-figures` "
+                               f"again goes on from there")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -233,12 +315,93 @@ def paper_figures():
                            PAPER_RUNS / "fig9.png", "BC quality against IDM training data (Fig. 9)")
         out["Fig. 9: zero-shot items against the IDM's training data"] = (
             "paper/fig9.png", _rates_table({f"IDM on {h:.2f} h": r for h, r in by_idm}))
-    ablations = load(PAPER_RUNS / "rl" / "ablations.json")
-    if ablations:
-        out["Fig. 7: RL from scratch, from BC without KL, from BC with KL"] = (
-            "paper/rl/ablations.png", _rates_table({k: v["item_rates"] for k, v in ablations.items()},
-                                                   extra={k: v["mean_return"] for k, v in ablations.items()}))
+    arms = fig7_results()
+    if arms:
+        plot_fig7(arms, PAPER_RUNS / "fig7.png")
+        out["Fig. 7: RL from scratch, from the early-game model without and with the KL term, from the foundation "
+            "policy"] = ("paper/fig7.png", fig7_rows(arms, load(PAPER_RUNS / "bc_early_game" / "metrics.json")))
     return out
+
+
+def fig7_results():
+    """{arm: [metrics.json of each of its finished seeds]}, the arms with at least one."""
+    arms = {label: [m for seed in RL_SEEDS if (m := load(PAPER_RUNS / f"{prefix}_s{seed}" / "metrics.json"))]
+            for label, (prefix, _) in fig7_arms().items()}
+    return {label: runs for label, runs in arms.items() if runs}
+
+
+def plot_fig7(arms, path):
+    """Fig. 7 as the paper draws it, over training: the episode return and the rates of the crafting table and the
+    wooden pickaxe (the items where the arms part), each seed's curve faint and the arm's mean over seeds bold."""
+    plt = _plt()
+    panels = [("episode return", None), ("crafting table", "crafting_table"), ("wooden pickaxe", "wooden_pickaxe")]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for k, (label, runs) in enumerate(arms.items()):
+        n = min(len(m["history"]["env_steps"]) for m in runs)  # an interrupted seed never gets here: all equal
+        steps = np.array(runs[0]["history"]["env_steps"][:n]) / 1000
+        for ax, (_, item) in zip(axes, panels):
+            curves = np.array([m["history"]["mean_return"][:n] if item is None else
+                               np.array(m["history"]["item_rates"][:n])[:, ITEMS.index(item)] for m in runs], float)
+            for curve in curves:
+                ax.plot(steps, curve, color=f"C{k}", alpha=0.25, lw=0.8)
+            with warnings.catch_warnings():  # before any episode has ended the return is NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                ax.plot(steps, np.nanmean(curves, axis=0), color=f"C{k}", lw=2,
+                        label=f"{label} ({len(runs)} seed{'s' * (len(runs) > 1)})")
+    for ax, (title, item) in zip(axes, panels):
+        ax.set(xlabel="environment steps (thousands)", title=title,
+               ylabel="mean return" if item is None else "fraction of training episodes")
+        if item is not None:
+            ax.set_ylim(-0.02, 1.02)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("RL fine-tuning (Fig. 7): each seed faint, the mean over seeds bold", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def fig7_rows(arms, early):
+    """Fig. 7's tables, from each run's final evaluation: items and return per arm as the mean over seeds and their
+    range; the funnel of where episodes stall; and what the arms say about forgetting and the KL term."""
+    def spread(xs):
+        return f"{np.mean(xs):.2f} ({min(xs):.2f}-{max(xs):.2f})" if len(xs) > 1 else f"{xs[0]:.2f}"
+
+    rows = ["Final evaluation of each run (16 episodes of 1,200 steps); the mean over seeds, and their range:", "",
+            "| arm | seeds | mean return | " + " | ".join(i.replace("_", " ") for i in SHOWN) + " |",
+            "|---" * (len(SHOWN) + 3) + "|"]
+    for label, runs in arms.items():
+        rows.append(f"| {label} | {len(runs)} | {spread([m['mean_return'] for m in runs])} | " +
+                    " | ".join(spread([m["item_rates"][i] for m in runs]) for i in SHOWN) + " |")
+    names = {"tables_crafted": "crafting tables crafted", "wooden_pickaxes_crafted": "wooden pickaxes crafted",
+             "stone_hits_with_pickaxe": "steps hitting stone with a pickaxe in hand",
+             "stone_hits_without_pickaxe": "steps hitting stone without one"}
+    rows += ["", "Where the episodes stall: each per episode, the mean over seeds (a wooden pickaxe in hand mines "
+             "stone into cobblestone, the way to the stone pickaxe; anything else in hand never does):", "",
+             "| arm | " + " | ".join(names.values()) + " |", "|---" * (len(names) + 1) + "|"]
+    for label, runs in arms.items():
+        funnel = [m.get("funnel") or {} for m in runs]
+        rows.append(f"| {label} | " + " | ".join(
+            fmt(float(np.mean(v)), 2) if (v := [f[k] for f in funnel if f.get(k) is not None]) else "–"
+            for k in names) + " |")
+    rows += [""]
+    # forgetting: an early-game run that ends crafting tables in less than half as many episodes as its start did
+    start = (early or {}).get("item_rates", {}).get("crafting_table")
+    no_kl, kl = arms.get("early game, no KL", []), arms.get("early game + KL", [])
+    if start and no_kl and kl:
+        def forgot(m):
+            return m["item_rates"]["crafting_table"] < start / 2
+
+        kept = [m["mean_return"] for m in no_kl if not forgot(m)]
+        rows += [f"**Forgetting.** The early-game model crafts a table in {start:.2f} of its episodes. Without the KL "
+                 f"term {sum(map(forgot, no_kl))} of {len(no_kl)} seeds ended below half that; with it "
+                 f"{sum(map(forgot, kl))} of {len(kl)}. " +
+                 (f"The no-KL seeds that kept the table end with a mean return of {np.mean(kept):.2f} against "
+                  f"{np.mean([m['mean_return'] for m in kl]):.2f} with the KL term." if kept else
+                  "No seed without the KL term kept the table."), ""]
+    best = max((m["item_rates"]["stone_pickaxe"] for runs in arms.values() for m in runs), default=0.0)
+    rows += [f"**Stone pickaxe.** The best of all {sum(map(len, arms.values()))} runs made one in {best:.2f} of its "
+             f"evaluation episodes.", ""]
+    return rows
 
 
 def _rates_table(rates, extra=None):
@@ -283,13 +446,9 @@ def stage_times(path):
 
 
 def run_of(metrics):
-    """Where and when a run ran ({"machine", "date"}: common.run_info, kept in its metrics.json); for 05's
-    --ablations, which holds one metrics dict per arm, the first arm's. None if the run did not say."""
-    if not isinstance(metrics, dict):
-        return None
-    if isinstance(metrics.get("run"), dict):
-        return metrics["run"]
-    return next((v["run"] for v in metrics.values() if isinstance(v, dict) and isinstance(v.get("run"), dict)), None)
+    """Where and when a run ran ({"machine", "date"}: common.run_info, kept in its metrics.json); None if the run did
+    not say."""
+    return metrics["run"] if isinstance(metrics, dict) and isinstance(metrics.get("run"), dict) else None
 
 
 def where(info):
@@ -408,8 +567,8 @@ def write_report(image_dir=None):
     figures = paper_figures() if PAPER_RUNS.exists() else {}
     if figures:
         lines += ["## The paper's ablations (`make paper-figures`)", "",
-                  "Each policy is one training run, evaluated on 24 episodes (05: 16), so an item rate moves by about "
-                  "±0.1 between runs.", ""]
+                  "Each policy but Fig. 7's is one training run, evaluated on 24 episodes, so an item rate moves by "
+                  "about ±0.1 between runs; Fig. 7's arms are three seeds each.", ""]
         smoke = [c.parent.name for c in PAPER_RUNS.rglob("config.json") if (load(c) or {}).get("smoke")]
         if smoke:
             lines += [f"**Smoke-size runs** ({', '.join(sorted(set(smoke)))}): these check that the ablations run; "
@@ -418,7 +577,7 @@ def write_report(image_dir=None):
             lines += [f"### {title}", "", *image(png, title), *rows, ""]
         paper_times = stage_times(PAPER_RUNS / "times.tsv")
         if paper_times:
-            done = {path.parent.name: load(path) for _, _, path in ablation_runs()}
+            done = {run.done.parent.name: load(run.done) for run in ablation_runs()}
             lines += ["Wall time of each ablation run (`make paper-figures`, its latest run of each):", "",
                       *times_table(paper_times, "run", done)]
     return "\n".join(lines) + "\n"
@@ -453,13 +612,17 @@ def main():
                    "the README's headline table")
     p.add_argument("--gif-steps", type=common.count, default=360,
                    help="length of the final agent's GIF episode (0: no GIF)")
+    p.add_argument("--figure", type=int, action="append", choices=[3, 7, 8, 9], help="paper-figures: only the runs "
+                   "of this figure (repeat it for more; default: all)")
+    p.add_argument("--jobs", type=common.positive_int, default=1, help="paper-figures: runs at a time, each on its "
+                   "share of the cores (on 2 cores, 2 jobs finish the RL runs of Fig. 7 sooner than 1)")
     args = p.parse_args()
     if args.smoke:
         global RUNS, PAPER_RUNS, DATA
         RUNS, DATA = common.smoke_path(RUNS), common.smoke_path(DATA)
         PAPER_RUNS = RUNS / "paper"
     if args.command == "paper-figures":
-        run_ablations(args.smoke)
+        run_ablations(args.smoke, args.figure, args.jobs)
     policy = next((p for p in (RUNS / "rl" / "policy.pt", RUNS / "bc" / "policy.pt") if p.exists()), None)
     if policy is not None and args.gif_steps > 0:
         agent_gif(policy, RUNS / "agent.gif", steps=args.gif_steps)

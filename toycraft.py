@@ -436,6 +436,7 @@ class ToyCraft:
                 break
         # E toggles the inventory GUI, Escape closes it
         was_open = self.gui_open
+        crafted, attacking = None, None  # what this step did, for the info dict
         if pressed["inventory"]:
             self.gui_open = not self.gui_open
         elif pressed["ESC"]:
@@ -449,8 +450,8 @@ class ToyCraft:
             self.cursor = np.clip(self.cursor, 0, 719.0)  # the square screen is 720 x 720 recorder pixels
             if pressed["attack"]:
                 recipe = self._recipe_at(self.cursor)
-                if recipe is not None:
-                    self._craft(recipe)
+                if recipe is not None and self._craft(recipe):
+                    crafted = RECIPES[recipe][0]
             # the click shows: a held button draws the recipe under the cursor pressed in, like a GUI button
             self.clicking = bool(held["attack"])
             self.sneaking = False
@@ -460,6 +461,8 @@ class ToyCraft:
             self.pitch = float(np.clip(self.pitch + d_pitch, -PITCH_LIMIT, PITCH_LIMIT))
             self._move(held)
             self._update_target()
+            if held["attack"] and self.target is not None:
+                attacking = BLOCK_TABLE[self.grid[self.target]][0]
             self._mine(held["attack"])
             if pressed["use"]:
                 self._place()
@@ -473,8 +476,10 @@ class ToyCraft:
         self.dead = self.grid[int(self.x), int(self.y)] == B["lava"]
         self.done = self.dead or self.steps >= self.max_steps
         self._render()
+        # beyond MineRL's info: what the step crafted and which block the attack hit (the RL funnel, worlds.py)
         info = {"isGuiOpen": self.gui_open, "cursor": self.cursor.copy(), "hotbar": self.slot, "dead": self.dead,
-                "location_stats": {"xpos": self.x, "zpos": self.y, "yaw": self.yaw, "pitch": self.pitch}}
+                "location_stats": {"xpos": self.x, "zpos": self.y, "yaw": self.yaw, "pitch": self.pitch},
+                "crafted": crafted, "attacking": attacking, "held": self.held_item}
         return self._obs(), 0.0, self.done, info
 
     def _obs(self):

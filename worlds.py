@@ -142,12 +142,19 @@ def make_env(name, seed=0, max_steps=6000, size=64):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+# Where an episode stalls on the way to the stone pickaxe (VPT Fig. 7 counts items; these count the steps between
+# them): crafting tables and wooden pickaxes crafted, and steps hitting stone with a pickaxe in hand (which mines it)
+# or without one (which never does). From the info dict ToyCraft returns; MineRL's does not say, and gives NaN.
+FUNNEL = ["tables_crafted", "wooden_pickaxes_crafted", "stone_hits_with_pickaxe", "stone_hits_without_pickaxe"]
+
+
 def play_episodes(job):
     """Play one episode per seed with one copy of a policy, sampling its actions (None: uniformly random joint
     actions), `side_by_side` episodes at a time in one batch. Returns the items obtained in each episode, bool (n, 15),
-    the fraction of each episode's steps spent with a GUI open (NaN where the env does not say, from info["isGuiOpen"]),
-    and the first episode's frames if asked. Envs are reused from one wave to the next (env.seed, then env.reset): a
-    MineRL env is a Java process, so it plays its episodes one after another."""
+    per-episode statistics {name: (n,) array} (gui_fraction, the fraction of its steps with a GUI open, from
+    info["isGuiOpen"], and the FUNNEL counts; NaN where the env does not say), and the first episode's frames if asked.
+    Envs are reused from one wave to the next (env.seed, then env.reset): a MineRL env is a Java process, so it plays
+    its episodes one after another."""
     policy_path, env_name, seeds, steps, temperature, keep_frames = job
     torch.manual_seed(seeds[0])  # the policy's samples too: the same evaluation gives the same numbers
     model = common.load_model(policy_path, kind="policy") if policy_path else None
@@ -157,7 +164,8 @@ def play_episodes(job):
     side_by_side = len(seeds) if env_name == "toy" else 1
     envs = [make_env(env_name, seed=s, max_steps=steps, size=size) for s in seeds[:side_by_side]]
     rng = np.random.default_rng(seeds[0])
-    obtained, gui_fraction, frames = [], [], []
+    obtained, frames = [], []
+    stats = {k: [] for k in ["gui_fraction"] + FUNNEL}
     for wave in range(0, len(seeds), side_by_side):
         playing = envs[:len(seeds[wave:wave + side_by_side])]
         for env, s in zip(playing, seeds[wave:]):
@@ -168,6 +176,7 @@ def play_episodes(job):
         first = torch.ones(n, 1, dtype=torch.bool)
         done = np.zeros(n, bool)
         in_gui, said = np.zeros(n), np.zeros(n)  # steps with a GUI open, steps whose info said either way
+        funnel = {k: np.full(n, np.nan) for k in FUNNEL}  # NaN until the env's info says
         for _ in range(steps):
             if model is not None:
                 povs = np.stack([common.resize_frame(o["pov"], size) for o in obs])
@@ -187,15 +196,32 @@ def play_episodes(job):
                     if "isGuiOpen" in info:
                         in_gui[i] += bool(info["isGuiOpen"])
                         said[i] += 1
+                    if "crafted" in info:
+                        count_funnel(funnel, i, info)
             if keep_frames and wave == 0:
                 frames.append(obs[0]["pov"])
             if done.all():
                 break
         obtained += [env.obtained.copy() for env in playing]
-        gui_fraction += list(np.where(said > 0, in_gui / np.maximum(said, 1), np.nan))
+        stats["gui_fraction"] += list(np.where(said > 0, in_gui / np.maximum(said, 1), np.nan))
+        for k in FUNNEL:
+            stats[k] += list(funnel[k])
     for env in envs:
         getattr(env, "close", lambda: None)()
-    return np.stack(obtained), np.array(gui_fraction), (np.stack(frames) if keep_frames else None)
+    return (np.stack(obtained), {k: np.array(v) for k, v in stats.items()},
+            np.stack(frames) if keep_frames else None)
+
+
+def count_funnel(funnel, i, info):
+    """Add one step of episode i to its FUNNEL counts, from ToyCraft's info (the craft it made, the block its attack
+    hit and the item in hand)."""
+    for k in FUNNEL:
+        funnel[k][i] = np.nan_to_num(funnel[k][i])  # the env says: counts start at 0
+    funnel["tables_crafted"][i] += info["crafted"] == "crafting_table"
+    funnel["wooden_pickaxes_crafted"][i] += info["crafted"] == "wooden_pickaxe"
+    if info["attacking"] == "stone":
+        with_pickaxe = (info["held"] or "").endswith("_pickaxe")
+        funnel["stone_hits_with_pickaxe" if with_pickaxe else "stone_hits_without_pickaxe"][i] += 1
 
 
 def evaluate_items(policy_path, env_name, episodes, episode_steps, temperature=1.0, seed=0, workers=None,
@@ -204,7 +230,8 @@ def evaluate_items(policy_path, env_name, episodes, episode_steps, temperature=1
     processes and count, per episode, whether each item of common.ITEMS was obtained. policy_path None: uniformly random
     actions. Evaluation worlds (seeds from 1,000,000) are never recorded in. Returns ({item: fraction of episodes},
     {"episodes", "episode_steps", "gui_fraction" (mean share of steps with a GUI open; None if the env does not say),
-    "seconds"}); with video_path, one episode is saved as an mp4."""
+    "funnel" (the FUNNEL counts, mean per episode; None where the env does not say), "seconds"}); with video_path,
+    one episode is saved as an mp4."""
     check_playable(env_name)
     workers = max(1, min(workers or os.cpu_count() or 1, episodes))
     seeds = [1_000_000 + seed * 10_000 + i for i in range(episodes)]
@@ -215,11 +242,13 @@ def evaluate_items(policy_path, env_name, episodes, episode_steps, temperature=1
     with common.worker_pool(workers, threads=1) as pool:
         results = list(tqdm(pool.imap(play_episodes, jobs), total=workers, desc=desc, unit="worker"))
     items = np.concatenate([r[0] for r in results])
-    gui = np.concatenate([r[1] for r in results])
+    stats = {k: np.concatenate([r[1][k] for r in results]) for k in results[0][1]}
     if video_path is not None:
         common.write_video(video_path, results[0][2])
     rates = {item: float(items[:, i].mean()) for i, item in enumerate(common.ITEMS)}
+
+    def mean(x):  # over the episodes whose env said; None if none did
+        return None if np.isnan(x).all() else round(float(np.nanmean(x)), 4)
     # how much of its time the policy spends in a GUI: a policy that drifts there rarely leaves to craft again
-    gui_fraction = None if np.isnan(gui).all() else round(float(np.nanmean(gui)), 4)
-    return rates, {"episodes": len(items), "episode_steps": episode_steps, "gui_fraction": gui_fraction,
-                   "seconds": round(time.time() - t0, 1)}
+    return rates, {"episodes": len(items), "episode_steps": episode_steps, "gui_fraction": mean(stats["gui_fraction"]),
+                   "funnel": {k: mean(stats[k]) for k in FUNNEL}, "seconds": round(time.time() - t0, 1)}

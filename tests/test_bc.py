@@ -128,8 +128,9 @@ class _FakeEnv:
             self.obtained[c.ITEMS.index("log")] = True
         if self.world % 2 == 0 and self.t >= 4:
             self.obtained[c.ITEMS.index("planks")] = True
-        # world 4 opens a GUI from its second step on; the others do not say
-        info = {"isGuiOpen": self.t >= 2} if self.world == 4 else {}
+        # world 4 opens a GUI from its second step on, and hits stone by hand on its first two; the others do not say
+        info = {"isGuiOpen": self.t >= 2, "crafted": None, "attacking": "stone" if self.t <= 2 else None,
+                "held": None} if self.world == 4 else {}
         return {"pov": np.zeros((64, 64, 3), np.uint8)}, 0.0, self.t >= self.max_steps, info
 
 
@@ -141,9 +142,11 @@ def test_rollouts_count_items_per_episode(monkeypatch):
     # toy: all episodes side by side; minerl: one env (a Java process) playing its episodes one after another
     for env_name, envs_made in [("toy", 4), ("minerl", 1)]:
         made.clear()
-        items, gui, frames = worlds.play_episodes((None, env_name, [0, 1, 2, 4], 3, 1.0, True))
+        items, stats, frames = worlds.play_episodes((None, env_name, [0, 1, 2, 4], 3, 1.0, True))
         assert items.shape == (4, len(c.ITEMS)) and frames.shape == (3, 64, 64, 3) and len(made) == envs_made
+        gui, hits = stats["gui_fraction"], stats["stone_hits_without_pickaxe"]
         assert np.isnan(gui[:3]).all() and gui[3] == pytest.approx(2 / 3)  # in a GUI on 2 of its 3 steps
+        assert np.isnan(hits[:3]).all() and hits[3] == 2  # world 4 also says what it hit: stone, by hand, twice
         assert items[:, log].tolist() == [True, False, True, True]
         assert not items[:, planks].any()  # 3 steps: planks would have come at step 4
 

@@ -102,7 +102,7 @@ def test_times_keep_each_runs_latest_and_pass_over_other_lines(tmp_path):
     assert report.times_table(times, "run")[::3] == ["| run | minutes | measured on |", "| bc_contractor | 13.0 |  |"]
     assert report.times_table(times, "run")[-2] == "| all | 23.0 | |"
     on = {"machine": "a 2-core laptop", "date": "2026-11-30"}
-    assert report.times_table(times, "run", {"idm_sweep": {"run": on}, "bc_contractor": {"arm": {"run": on}},
+    assert report.times_table(times, "run", {"idm_sweep": {"run": on}, "bc_contractor": {"run": on},
                                              "x": None})[2:4] == ["| idm_sweep | 10.0 | a 2-core laptop, 2026-11-30 |",
                                                                   "| bc_contractor | 13.0 | a 2-core laptop, 2026-11-30 |"]
     assert report.stage_times(tmp_path / "missing.tsv") == {}

@@ -90,6 +90,30 @@ def test_pickaxe_only_counts_when_held():
     assert env.grid[7, 5] == tc.B["stone"]
 
 
+def test_info_says_what_each_step_hit_and_crafted():
+    # what 05's funnel counts (worlds.FUNNEL): stone hit by hand, then with a pickaxe, then a craft in the GUI
+    import worlds
+
+    env = arena("stone")
+    funnel = {k: np.full(1, np.nan) for k in worlds.FUNNEL}
+    infos = [env.step(act(attack=1))[3], env.step(act())[3]]
+    assert infos[0]["attacking"] == "stone" and infos[0]["held"] is None and infos[1]["attacking"] is None
+    give(env, "wooden_pickaxe")
+    infos += [env.step(act(attack=1))[3] for _ in range(3)]
+    assert infos[-1]["held"] == "wooden_pickaxe" and infos[-1]["crafted"] is None
+    give(env, "log", 2)
+    infos.append(env.step(act(inventory=1))[3])
+    target = env.recipe_centre(tc.RECIPE_NAMES.index("planks"))
+    counts = np.round(target - env.cursor)
+    infos.append(env.step(act(camera=np.array([counts[1], counts[0]]) * common.CAMERA_SCALER))[3])
+    infos.append(env.step(act(attack=1))[3])
+    assert infos[-1]["crafted"] == "planks" and infos[-1]["attacking"] is None  # the click in a GUI hits no block
+    for info in infos:
+        worlds.count_funnel(funnel, 0, info)
+    assert {k: v[0] for k, v in funnel.items()} == {"tables_crafted": 0, "wooden_pickaxes_crafted": 0,
+                                                   "stone_hits_with_pickaxe": 3, "stone_hits_without_pickaxe": 1}
+
+
 @pytest.mark.parametrize("ore, drop, weak, strong", [("iron_ore", "iron_ore", "wooden_pickaxe", "stone_pickaxe"),
                                                       ("diamond_ore", "diamond", "stone_pickaxe", "iron_pickaxe"),
                                                       ("coal_ore", "coal", None, "wooden_pickaxe")])

@@ -1,0 +1,86 @@
+"""report.py's paper-figures: the runs it schedules, and Fig. 7 over seeds."""
+
+import json
+import sys
+
+import pytest
+
+import common
+import report
+
+
+def _rl_metrics(table, ret, steps=(1024, 2048, 3072)):
+    rates = {i: 0.0 for i in common.ITEMS}
+    rates.update(log=1.0, crafting_table=table)
+    curve = [[0.0] * len(common.ITEMS) for _ in steps]
+    return {"item_rates": rates, "mean_return": ret, "run": {"machine": "m", "date": "d"},
+            "funnel": {"tables_crafted": 2 * table, "wooden_pickaxes_crafted": 0.0, "stone_hits_with_pickaxe": 0.0,
+                       "stone_hits_without_pickaxe": 5.0},
+            "history": {"env_steps": list(steps), "mean_return": [float("nan"), 0.5, ret], "item_rates": curve}}
+
+
+def test_fig7_states_forgetting_over_seeds(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    paper = report.PAPER_RUNS
+    arms = {"rl_early_no_kl": [(0.1, 0.6), (0.8, 2.0)], "rl_early_kl": [(0.9, 1.7), (0.5, 1.5), (0.7, 1.6)],
+            "rl_scratch": [(0.0, 0.0)]}
+    for prefix, seeds in arms.items():
+        for seed, (table, ret) in enumerate(seeds):
+            (paper / f"{prefix}_s{seed}").mkdir(parents=True)
+            (paper / f"{prefix}_s{seed}" / "metrics.json").write_text(json.dumps(_rl_metrics(table, ret)))
+    (paper / "bc_early_game").mkdir()
+    (paper / "bc_early_game" / "metrics.json").write_text(json.dumps({"item_rates": {"crafting_table": 0.48}}))
+    (png, rows), = [v for k, v in report.paper_figures().items() if k.startswith("Fig. 7")]
+    assert (tmp_path / "runs" / png).exists()
+    text = "\n".join(rows)
+    # the arms in fig7_arms' order, each the mean over its seeds and their range; an arm with no run is left out
+    table = [r for r in rows if r.startswith("| ") and "seeds" not in r and "crafted" not in r]
+    assert [r.split(" | ")[0] for r in table[:3]] == ["| from scratch", "| early game, no KL", "| early game + KL"]
+    assert "| early game + KL | 3 | 1.60 (1.50-1.70) |" in text and "| from scratch | 1 | 0.00 |" in text
+    assert "| early game, no KL | 0.90 | 0.00 | 0.00 | 5.00 |" in text  # the funnel: the mean of its seeds
+    # below half of 0.48: one no-KL seed (0.1), no KL seed (0.5 is above 0.24); the kept no-KL seed's return
+    assert "Without the KL term 1 of 2 seeds ended below half that; with it 0 of 3." in text
+    assert "mean return of 2.00 against 1.60 with the KL term" in text
+
+
+def _runs(tmp_path, fail=False):
+    """Three stand-in runs: b needs a's file; c fails if asked. Each appends its name to order.txt as it starts."""
+    def run(name, needs=(), code=0):
+        done = tmp_path / name / "metrics.json"
+        script = (f"import pathlib, time; open(r'{tmp_path / 'order.txt'}', 'a').write('{name} '); "
+                  f"time.sleep({0 if code else 0.5}); p = pathlib.Path(r'{done}'); p.parent.mkdir(exist_ok=True); "
+                  f"p.write_text('{{}}'); raise SystemExit({code})")
+        return report.Ablation(name, [sys.executable, "-c", script], done, tuple(needs), (7,))
+    a = run("a")
+    return [run("b", needs=[a.done]), a, run("c", code=3 if fail else 0)]
+
+
+def test_paper_figures_runs_each_after_what_it_needs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "bc").mkdir(parents=True)
+    (tmp_path / "runs" / "bc" / "policy.pt").write_text("")
+    (tmp_path / "data" / "labeled").mkdir(parents=True)
+    runs = _runs(tmp_path)
+    monkeypatch.setattr(report, "ablation_runs", lambda: runs)
+    report.run_ablations(False, [7], jobs=2)
+    # b is first in the list but waits for a; two at a time: a and c start together, b after a
+    assert (tmp_path / "order.txt").read_text().split() in (["a", "c", "b"], ["c", "a", "b"])
+    assert set(report.stage_times(report.PAPER_RUNS / "times.tsv")) == {"a", "b", "c"}
+    assert (report.PAPER_RUNS / "logs" / "c.log").exists()  # jobs > 1: each run's output in a log of its own
+    report.run_ablations(False, [3], jobs=2)  # another figure's runs: none of these
+    report.run_ablations(False, [7], jobs=1)  # all done: nothing runs again
+    assert len((tmp_path / "order.txt").read_text().split()) == 3
+
+
+def test_paper_figures_stops_on_a_failed_run_and_names_its_log(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "bc").mkdir(parents=True)
+    (tmp_path / "runs" / "bc" / "policy.pt").write_text("")
+    (tmp_path / "data" / "labeled").mkdir(parents=True)
+    runs = _runs(tmp_path, fail=True)
+    monkeypatch.setattr(report, "ablation_runs", lambda: runs)
+    with pytest.raises(common.UserError, match=r"c failed \(its message is in runs/paper/logs/c.log\)"):
+        report.run_ablations(False, None, jobs=2)
+    # the run beside it finishes (no running work is thrown away), and none starts after the failure
+    assert set(report.stage_times(report.PAPER_RUNS / "times.tsv")) == {"a"}
+    assert (tmp_path / "order.txt").read_text().split() in (["a", "c"], ["c", "a"])
