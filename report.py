@@ -343,7 +343,7 @@ def plot_fig7(arms, path):
             curves = np.array([m["history"]["mean_return"][:n] if item is None else
                                np.array(m["history"]["item_rates"][:n])[:, ITEMS.index(item)] for m in runs], float)
             for curve in curves:
-                ax.plot(steps, curve, color=f"C{k}", alpha=0.25, lw=0.8)
+                ax.plot(steps, curve, color=f"C{k}", alpha=0.35, lw=0.8)
             with warnings.catch_warnings():  # before any episode has ended the return is NaN
                 warnings.simplefilter("ignore", RuntimeWarning)
                 ax.plot(steps, np.nanmean(curves, axis=0), color=f"C{k}", lw=2,

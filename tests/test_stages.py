@@ -7,6 +7,7 @@ import sys
 import pytest
 
 import common
+import worlds
 from conftest import ROOT
 
 
@@ -50,6 +51,9 @@ def test_chain_of_stages(tmp_path):
     assert (runs / "bc" / "policy.pt").exists() and (runs / "bc" / "rollout.mp4").exists()
     reinforced = json.loads((runs / "rl" / "metrics.json").read_text())
     assert set(reinforced["item_rates"]) == set(common.ITEMS) and reinforced["env_steps"] == 64
+    # Fig. 7's curves over training (two iterations of 2 envs x 16 steps) and the funnel, counted from ToyCraft's info
+    assert reinforced["history"]["env_steps"] == [32, 64] and len(reinforced["history"]["item_rates"][0]) == 15
+    assert sorted(reinforced["funnel"]) == sorted(worlds.FUNNEL) and None not in reinforced["funnel"].values()
     assert (runs / "rl" / "training.png").exists()
     report = (runs / "report.md").read_text()
     idm = json.loads((runs / "idm" / "metrics.json").read_text())
