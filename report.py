@@ -276,7 +276,8 @@ def plot_items_against(xs, rates, xlabel, path, title):
             ax.plot(xs, ys, "o-", color=f"C{j}", label=item.replace("_", " "))
     _log_axis(ax, xs)
     ax.set(xlabel=xlabel, ylabel="fraction of episodes", ylim=(-0.02, 1.05), title=title)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # no item at any size: no lines to name
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -318,8 +319,15 @@ def paper_figures():
     arms = fig7_results()
     if arms:
         plot_fig7(arms, PAPER_RUNS / "fig7.png")
+        rows = fig7_rows(arms, load(PAPER_RUNS / "bc_early_game" / "metrics.json"))
+        times = stage_times(PAPER_RUNS / "times.tsv")
+        seconds = [t for name, t in times.items() if name == "bc_early_game" or name.startswith("rl_")]
+        if seconds:
+            rows += [f"Fig. 7's {len(seconds)} runs (the early-game model's and the RL runs) took "
+                     f"{sum(seconds) / 3600:.1f} hours of run time in all; runs side by side (`--jobs`) each take "
+                     f"longer than alone, and finish sooner together.", ""]
         out["Fig. 7: RL from scratch, from the early-game model without and with the KL term, from the foundation "
-            "policy"] = ("paper/fig7.png", fig7_rows(arms, load(PAPER_RUNS / "bc_early_game" / "metrics.json")))
+            "policy"] = ("paper/fig7.png", rows)
     return out
 
 

@@ -30,6 +30,7 @@ def test_fig7_states_forgetting_over_seeds(tmp_path, monkeypatch):
             (paper / f"{prefix}_s{seed}" / "metrics.json").write_text(json.dumps(_rl_metrics(table, ret)))
     (paper / "bc_early_game").mkdir()
     (paper / "bc_early_game" / "metrics.json").write_text(json.dumps({"item_rates": {"crafting_table": 0.48}}))
+    (paper / "times.tsv").write_text("bc_early_game\t1800\nidm_sweep\t999\nrl_early_kl_s0\t1800\n")
     (png, rows), = [v for k, v in report.paper_figures().items() if k.startswith("Fig. 7")]
     assert (tmp_path / "runs" / png).exists()
     text = "\n".join(rows)
@@ -41,6 +42,7 @@ def test_fig7_states_forgetting_over_seeds(tmp_path, monkeypatch):
     # below half of 0.48: one no-KL seed (0.1), no KL seed (0.5 is above 0.24); the kept no-KL seed's return
     assert "Without the KL term 1 of 2 seeds ended below half that; with it 0 of 3." in text
     assert "mean return of 2.00 against 1.60 with the KL term" in text
+    assert "Fig. 7's 2 runs (the early-game model's and the RL runs) took 1.0 hours" in text  # not the sweep's
 
 
 def _runs(tmp_path, fail=False):
