@@ -9,10 +9,11 @@ import common
 import report
 
 
-def _rl_metrics(table, ret, steps=(1024, 2048, 3072)):
+def _rl_metrics(table, ret, train_end=0.5, steps=(1024, 2048, 3072)):
     rates = {i: 0.0 for i in common.ITEMS}
     rates.update(log=1.0, crafting_table=table)
     curve = [[0.0] * len(common.ITEMS) for _ in steps]
+    curve[-1][common.ITEMS.index("crafting_table")] = train_end
     return {"item_rates": rates, "mean_return": ret, "run": {"machine": "m", "date": "d"},
             "funnel": {"tables_crafted": 2 * table, "wooden_pickaxes_crafted": 0.0, "stone_hits_with_pickaxe": 0.0,
                        "stone_hits_without_pickaxe": 5.0},
@@ -22,12 +23,13 @@ def _rl_metrics(table, ret, steps=(1024, 2048, 3072)):
 def test_fig7_states_forgetting_over_seeds(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     paper = report.PAPER_RUNS
-    arms = {"rl_early_no_kl": [(0.1, 0.6), (0.8, 2.0)], "rl_early_kl": [(0.9, 1.7), (0.5, 1.5), (0.7, 1.6)],
-            "rl_scratch": [(0.0, 0.0)]}
+    # (final crafting-table rate, mean return, crafting-table rate of the last training episodes) per seed
+    arms = {"rl_early_no_kl": [(0.1, 0.6, 0.5), (0.8, 2.0, 0.5)],
+            "rl_early_kl": [(0.9, 1.7, 0.5), (0.5, 1.5, 0.1), (0.7, 1.6, 0.5)], "rl_scratch": [(0.0, 0.0, 0.0)]}
     for prefix, seeds in arms.items():
-        for seed, (table, ret) in enumerate(seeds):
+        for seed, (table, ret, train_end) in enumerate(seeds):
             (paper / f"{prefix}_s{seed}").mkdir(parents=True)
-            (paper / f"{prefix}_s{seed}" / "metrics.json").write_text(json.dumps(_rl_metrics(table, ret)))
+            (paper / f"{prefix}_s{seed}" / "metrics.json").write_text(json.dumps(_rl_metrics(table, ret, train_end)))
     (paper / "bc_early_game").mkdir()
     (paper / "bc_early_game" / "metrics.json").write_text(json.dumps({"item_rates": {"crafting_table": 0.48}}))
     (paper / "times.tsv").write_text("bc_early_game\t1800\nidm_sweep\t999\nrl_early_kl_s0\t1800\n")
@@ -39,8 +41,11 @@ def test_fig7_states_forgetting_over_seeds(tmp_path, monkeypatch):
     assert [r.split(" | ")[0] for r in table[:3]] == ["| from scratch", "| early game, no KL", "| early game + KL"]
     assert "| early game + KL | 3 | 1.60 (1.50-1.70) |" in text and "| from scratch | 1 | 0.00 |" in text
     assert "| early game, no KL | 0.90 | 0.00 | 0.00 | 5.00 |" in text  # the funnel: the mean of its seeds
-    # below half of 0.48: one no-KL seed (0.1), no KL seed (0.5 is above 0.24); the kept no-KL seed's return
-    assert "Without the KL term 1 of 2 seeds ended below half that; with it 0 of 3." in text
+    # below half of 0.48: one no-KL seed (0.1) in its evaluation, no KL seed (0.5 is above 0.24); in training, the
+    # KL seed whose curve ends at 0.1; the no-KL seed that kept the table in both, and its return
+    assert ("Ending below half that: without the KL term 1 of 2 seeds in the final evaluation and 0 of 2 in the last "
+            "training episodes; with it 0 of 3 seeds in the final evaluation and 1 of 3 in the last training "
+            "episodes.") in text
     assert "mean return of 2.00 against 1.60 with the KL term" in text
     assert "Fig. 7's 2 runs (the early-game model's and the RL runs) took 1.0 hours" in text  # not the sweep's
 
