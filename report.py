@@ -350,6 +350,8 @@ def plot_fig7(arms, path):
         for ax, (_, item) in zip(axes, panels):
             curves = np.array([m["history"]["mean_return"][:n] if item is None else
                                np.array(m["history"]["item_rates"][:n])[:, ITEMS.index(item)] for m in runs], float)
+            # before a run's first episode ends (its return NaN) it has no item rate either, not a rate of 0
+            curves[np.isnan(np.array([m["history"]["mean_return"][:n] for m in runs], float))] = np.nan
             for curve in curves:
                 ax.plot(steps, curve, color=f"C{k}", alpha=0.35, lw=0.8)
             with warnings.catch_warnings():  # before any episode has ended the return is NaN
