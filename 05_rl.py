@@ -552,8 +552,8 @@ def train(args, out, device, label="rl", rank=0, world=1):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def plot_training(runs, path):
-    """Mean episode return and each item's rate over training, one line style per run (toy Fig. 7)."""
+def plot_training(history, path):
+    """Mean episode return and each item's rate over training (make paper-figures draws the runs of Fig. 7 together)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -562,25 +562,16 @@ def plot_training(runs, path):
     shown = ["log", "planks", "crafting_table", "wooden_pickaxe", "cobblestone", "stone_pickaxe", "furnace",
              "iron_pickaxe"]
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), gridspec_kw={"width_ratios": [1, 1.3, 1.3]})
-    styles = ["-", "--", ":", "-."]
-    for k, (label, h) in enumerate(runs.items()):
-        steps = np.array(h["env_steps"]) / 1000
-        axes[0].plot(steps, h["mean_return"], styles[k % 4], label=label)
-        rates = np.array(h["item_rates"])
-        for j, item in enumerate(shown[:4]):
-            axes[1].plot(steps, rates[:, ITEMS.index(item)], styles[k % 4], color=f"C{j}",
-                         label=item.replace("_", " ") if k == 0 else None)
-        for j, item in enumerate(shown[4:]):
-            axes[2].plot(steps, rates[:, ITEMS.index(item)], styles[k % 4], color=f"C{j + 4}",
-                         label=item.replace("_", " ") if k == 0 else None)
+    steps = np.array(history["env_steps"]) / 1000
+    axes[0].plot(steps, history["mean_return"])
+    rates = np.array(history["item_rates"])
+    for j, item in enumerate(shown):
+        axes[1 if j < 4 else 2].plot(steps, rates[:, ITEMS.index(item)], color=f"C{j}", label=item.replace("_", " "))
     axes[0].set(xlabel="environment steps (thousands)", ylabel="episode return", title="reward (Table 7)")
-    axes[0].legend(fontsize=8)
-    for ax in axes[1:]:
+    for ax, title in zip(axes[1:], ["early items", "later items"]):
         ax.set(xlabel="environment steps (thousands)", ylabel="fraction of episodes", ylim=(-0.02, 1.02))
         ax.legend(fontsize=7, loc="upper left")
-    axes[1].set_title("early items" + (" (" + ", ".join(f"{s} {label}" for s, label in zip(styles, runs)) + ")"
-                                       if len(runs) > 1 else ""), fontsize=9)
-    axes[2].set_title("later items", fontsize=9)
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -594,15 +585,15 @@ def run(args, out, device, label, rank=0, world=1):
     history = train(args, out, device, label, rank, world)
     train_seconds = time.time() - start
     if rank != 0:
-        return None, history
+        return None
     rates, info = worlds.evaluate_items(out / "policy.pt", args.env, args.eval_episodes, args.episode_steps,
                                         temperature=args.temperature, seed=args.seed, desc=f"[{label}] evaluate")
     metrics = {"item_rates": rates, "mean_return": history["mean_return"][-1], "env_steps": history["env_steps"][-1],
                "train_seconds": round(train_seconds, 1), "world_size": world, **info, "run": common.run_info(device),
                "history": {k: history[k] for k in ("env_steps", "mean_return", "item_rates")}}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    plot_training({label: history}, out / "training.png")
-    return metrics, history
+    plot_training(history, out / "training.png")
+    return metrics
 
 
 def main():
@@ -611,7 +602,7 @@ def main():
     device, rank, world = common.setup_run(args)
     worlds.check_playable(args.env)
     common.claim_out(args, ["policy.pt"], rank)
-    metrics, _ = run(args, args.out, device, "scratch" if args.scratch else "rl", rank, world)
+    metrics = run(args, args.out, device, "scratch" if args.scratch else "rl", rank, world)
     if rank == 0:
         got = ", ".join(f"{k} {v:.2f}" for k, v in metrics["item_rates"].items() if v > 0) or "nothing"
         print(f"after {metrics['env_steps']:,} steps: mean return {metrics['mean_return']:.2f}; evaluation over "
