@@ -126,7 +126,8 @@ def parse_args(argv=None):
     if args.resume and args.overwrite:
         p.error("--resume continues the run in --out and --overwrite replaces it: pass one")
     if args.smoke:
-        args.steps, args.batch, args.episodes, args.episode_steps, args.eval_every = 4, 2, 2, 30, 2
+        args.batch, args.episodes, args.episode_steps, args.eval_every = 2, 2, 30, 2
+        args.steps = min(args.steps, 4)  # --steps 0 still only evaluates
         args.chunk = args.chunk or 8
     return args
 

@@ -13,7 +13,9 @@ skips the runs that finished), then plots them the way the paper does:
     Fig. 9        zero-shot items against the IDM's hours of training data      03 + 04 with each sweep IDM
     Fig. 7        RL from scratch, from the early-game model (§4.3) without     04 --early-game, then 05 per arm
                   and with the KL term, and from the foundation policy with     and seed
-                  it, three seeds each
+                  it, three seeds each; then the early-game arms trained three
+                  times longer (does forgetting show?), and with KL on
+                  3,600-step episodes (does RL reach further?)
 
 Commands:
     python report.py                          # runs/report.md (and runs/agent.gif) from what is in runs/
@@ -86,6 +88,28 @@ def fig7_arms():
             "foundation + KL": ("rl_foundation_kl", ["--init", foundation])}
 
 
+# Two questions beyond the figure, each over Fig. 7's early-game arms:
+# - does forgetting without the KL term show more reliably with more training? One pair (seed 0) at LONGER times 05's
+#   steps. The KL weight decays by --kl-decay (0.99) every iteration; the longer run decays it by 0.99^(1/LONGER) so
+#   that it follows the same schedule over its steps instead of losing the term in its first third.
+# - does RL on longer episodes reach further? (§4.4 trains on 10-minute episodes, 12,000 steps; 05 on 1,200.) The
+#   early-game arm with KL on EPISODE_STEPS-step episodes, every seed, each policy also evaluated on the other length.
+LONGER, RL_STEPS, KL_DECAY = 3, 131_072, 0.99  # RL_STEPS and KL_DECAY: 05's defaults
+EPISODE_STEPS = 3600
+
+
+def early_game_variants():
+    """{label: (folder prefix, 05_rl.py flags, seeds)} of the runs behind the two questions above."""
+    early = str(PAPER_RUNS / "bc_early_game" / "policy.pt")
+    longer = ["--total-steps", str(LONGER * RL_STEPS)]
+    return {f"early game, no KL, {LONGER}x steps": ("rl_early_no_kl_long", ["--init", early, "--kl-coef", "0",
+                                                                           *longer], [0]),
+            f"early game + KL, {LONGER}x steps": ("rl_early_kl_long", ["--init", early, *longer, "--kl-decay",
+                                                                      f"{KL_DECAY ** (1 / LONGER):.4f}"], [0]),
+            f"early game + KL, {EPISODE_STEPS:,}-step episodes": (
+                f"rl_early_kl_ep{EPISODE_STEPS}", ["--init", early, "--episode-steps", str(EPISODE_STEPS)], RL_SEEDS)}
+
+
 class Ablation(NamedTuple):
     what: str  # what it is for
     cmd: list  # the command
@@ -131,6 +155,21 @@ def ablation_runs():
             runs.append(Ablation(f"Fig. 7: RL {label}, seed {seed}", py + ["05_rl.py", *flags, "--seed", str(seed),
                                                                           "--out", str(done.parent)],
                                  done, (early,) if "early" in prefix else (), (7,)))
+    for label, (prefix, flags, seeds) in early_game_variants().items():
+        for seed in seeds:
+            done = PAPER_RUNS / f"{prefix}_s{seed}" / "metrics.json"
+            runs.append(Ablation(f"Fig. 7: RL {label}, seed {seed}", py + ["05_rl.py", *flags, "--seed", str(seed),
+                                                                          "--out", str(done.parent)],
+                                 done, (early,), (7,)))
+    # each policy of the episode-length question on the other length, on the worlds of its own final evaluation
+    for prefix, length in [("rl_early_kl", EPISODE_STEPS), (f"rl_early_kl_ep{EPISODE_STEPS}", 1200)]:
+        for seed in RL_SEEDS:
+            policy = PAPER_RUNS / f"{prefix}_s{seed}" / "policy.pt"
+            done = PAPER_RUNS / f"{prefix}_s{seed}_on_{length}" / "metrics.json"
+            runs.append(Ablation(f"Fig. 7: evaluate {policy} on {length:,}-step episodes",
+                                 py + ["04_bc.py", "--init", str(policy), "--steps", "0", "--episodes", "16",
+                                       "--episode-steps", str(length), "--seed", str(seed), "--out", str(done.parent)],
+                                 done, (policy.parent / "metrics.json",), (7,)))
     return runs
 
 
@@ -163,6 +202,8 @@ def run_ablations(smoke, figures=None, jobs=1):
                 cmd += ["--overwrite"]  # an interrupted ablation starts over
             if jobs > 1 and "05_rl.py" in cmd[1]:
                 cmd += ["--env-workers", str(threads)]
+            elif jobs > 1 and "04_bc.py" in cmd[1]:
+                cmd += ["--workers", str(threads)]
             log = None
             if jobs > 1:
                 (PAPER_RUNS / "logs").mkdir(exist_ok=True)
@@ -328,7 +369,63 @@ def paper_figures():
                      f"longer than alone, and finish sooner together.", ""]
         out["Fig. 7: RL from scratch, from the early-game model without and with the KL term, from the foundation "
             "policy"] = ("paper/fig7.png", rows)
+    early = load(PAPER_RUNS / "bc_early_game" / "metrics.json")
+    longer = {label: [m] for label, (prefix, _, seeds) in list(early_game_variants().items())[:2]
+              if (m := load(PAPER_RUNS / f"{prefix}_s{seeds[0]}" / "metrics.json"))}
+    if longer:
+        plot_fig7(longer, PAPER_RUNS / "fig7_longer.png")
+        out[f"Fig. 7 trained {LONGER} times longer: does forgetting show?"] = ("paper/fig7_longer.png",
+                                                                             longer_rows(longer, early))
+    rows = episode_length_rows()
+    if rows:
+        out[f"Fig. 7 on {EPISODE_STEPS:,}-step episodes: does RL on longer episodes reach further?"] = (None, rows)
     return out
+
+
+def longer_rows(longer, early):
+    """The longer pair's final evaluation, and whether each run ended below half the early-game model's crafting-table
+    rate (in its final evaluation, and in its last training episodes)."""
+    rows = [f"One seed of each early-game arm, {LONGER * RL_STEPS:,} environment steps; final evaluation (16 episodes "
+            f"of 1,200 steps), and the crafting-table rate of the last training episodes:", "",
+            "| run | mean return | " + " | ".join(i.replace("_", " ") for i in SHOWN) + " | table, last training |",
+            "|---" * (len(SHOWN) + 3) + "|"]
+    table = ITEMS.index("crafting_table")
+    for label, (m,) in longer.items():
+        rows.append(f"| {label} | {m['mean_return']:.2f} | " + " | ".join(f"{m['item_rates'][i]:.2f}" for i in SHOWN)
+                    + f" | {m['history']['item_rates'][-1][table]:.2f} |")
+    start = (early or {}).get("item_rates", {}).get("crafting_table")
+    if start:
+        said = []
+        for label, (m,) in longer.items():
+            ends = {"final evaluation": m["item_rates"]["crafting_table"],
+                    "last training episodes": m["history"]["item_rates"][-1][table]}
+            below = [where for where, rate in ends.items() if rate < start / 2]
+            said.append(f"{label}: {' and '.join(below) if below else 'neither'}")
+        rows += ["", f"Ending below half the early-game model's table rate ({start:.2f}): " + "; ".join(said) + ".",
+                 ""]
+    return rows
+
+
+def episode_length_rows():
+    """RL on 1,200- and on EPISODE_STEPS-step episodes (the early-game arm with KL), each evaluated on both lengths:
+    the mean over seeds and their range, from each run's own final evaluation and from 04's evaluation on the other
+    length."""
+    long_prefix = f"rl_early_kl_ep{EPISODE_STEPS}"
+    cells = [(1200, 1200, "rl_early_kl_s{}"), (1200, EPISODE_STEPS, f"rl_early_kl_s{{}}_on_{EPISODE_STEPS}"),
+             (EPISODE_STEPS, 1200, f"{long_prefix}_s{{}}_on_1200"),
+             (EPISODE_STEPS, EPISODE_STEPS, long_prefix + "_s{}")]
+    rows = []
+    for trained, evaluated, name in cells:
+        runs = [m for seed in RL_SEEDS if (m := load(PAPER_RUNS / name.format(seed) / "metrics.json"))]
+        if runs:
+            rows.append(f"| {trained:,} | {evaluated:,} | {len(runs)} | " +
+                        " | ".join(_spread([m["item_rates"][i] for m in runs]) for i in SHOWN) + " |")
+    if not any(r.startswith(f"| {EPISODE_STEPS:,} ") for r in rows):
+        return []
+    return ["The early-game model fine-tuned with the KL term on episodes of either length (the same environment "
+            "steps in all), each policy evaluated on 16 episodes of both lengths; the mean over seeds, and their "
+            "range:", "", "| trained on | evaluated on | seeds | " + " | ".join(i.replace("_", " ") for i in SHOWN)
+            + " |", "|---" * (len(SHOWN) + 3) + "|", *rows, ""]
 
 
 def fig7_results():
@@ -373,16 +470,14 @@ def plot_fig7(arms, path):
 def fig7_rows(arms, early):
     """Fig. 7's tables, from each run's final evaluation: items and return per arm as the mean over seeds and their
     range; the funnel of where episodes stall; and what the arms say about forgetting and the KL term."""
-    def spread(xs):
-        return f"{np.mean(xs):.2f} ({min(xs):.2f}-{max(xs):.2f})" if len(xs) > 1 else f"{xs[0]:.2f}"
-
     rows = ["Final evaluation of each run (16 episodes of 1,200 steps); the mean over seeds, and their range:", "",
             "| arm | seeds | mean return | " + " | ".join(i.replace("_", " ") for i in SHOWN) + " |",
             "|---" * (len(SHOWN) + 3) + "|"]
     for label, runs in arms.items():
-        rows.append(f"| {label} | {len(runs)} | {spread([m['mean_return'] for m in runs])} | " +
-                    " | ".join(spread([m["item_rates"][i] for m in runs]) for i in SHOWN) + " |")
-    names = {"tables_crafted": "crafting tables crafted", "wooden_pickaxes_crafted": "wooden pickaxes crafted",
+        rows.append(f"| {label} | {len(runs)} | {_spread([m['mean_return'] for m in runs])} | " +
+                    " | ".join(_spread([m["item_rates"][i] for m in runs]) for i in SHOWN) + " |")
+    names = {"tables_crafted": "crafting tables crafted", "tables_placed": "crafting tables placed",
+             "wooden_pickaxes_crafted": "wooden pickaxes crafted",
              "stone_hits_with_pickaxe": "steps hitting stone with a pickaxe in hand",
              "stone_hits_without_pickaxe": "steps hitting stone without one"}
     rows += ["", "Where the episodes stall: each per episode, the mean over seeds (a wooden pickaxe in hand mines "
@@ -419,6 +514,11 @@ def fig7_rows(arms, early):
     rows += [f"**Stone pickaxe.** The best of all {sum(map(len, arms.values()))} runs made one in {best:.2f} of its "
              f"evaluation episodes.", ""]
     return rows
+
+
+def _spread(xs):
+    """The mean of several seeds' numbers and their range (one seed: its number)."""
+    return f"{np.mean(xs):.2f} ({min(xs):.2f}-{max(xs):.2f})" if len(xs) > 1 else f"{xs[0]:.2f}"
 
 
 def _rates_table(rates, extra=None):
@@ -591,7 +691,7 @@ def write_report(image_dir=None):
             lines += [f"**Smoke-size runs** ({', '.join(sorted(set(smoke)))}): these check that the ablations run; "
                       f"their numbers mean nothing.", ""]
         for title, (png, rows) in figures.items():
-            lines += [f"### {title}", "", *image(png, title), *rows, ""]
+            lines += [f"### {title}", "", *(image(png, title) if png else []), *rows, ""]
         paper_times = stage_times(PAPER_RUNS / "times.tsv")
         if paper_times:
             done = {run.done.parent.name: load(run.done) for run in ablation_runs()}

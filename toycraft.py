@@ -436,7 +436,7 @@ class ToyCraft:
                 break
         # E toggles the inventory GUI, Escape closes it
         was_open = self.gui_open
-        crafted, attacking = None, None  # what this step did, for the info dict
+        crafted, attacking, placed = None, None, None  # what this step did, for the info dict
         if pressed["inventory"]:
             self.gui_open = not self.gui_open
         elif pressed["ESC"]:
@@ -465,7 +465,7 @@ class ToyCraft:
                 attacking = BLOCK_TABLE[self.grid[self.target]][0]
             self._mine(held["attack"])
             if pressed["use"]:
-                self._place()
+                placed = self._place()
             if pressed["drop"] and self.hotbar[self.slot] >= 0:
                 self._remove(ITEMS[self.hotbar[self.slot]], 1)
             if (held["attack"] or pressed["use"] or pressed["drop"]) and self.swing == 0:
@@ -476,10 +476,10 @@ class ToyCraft:
         self.dead = self.grid[int(self.x), int(self.y)] == B["lava"]
         self.done = self.dead or self.steps >= self.max_steps
         self._render()
-        # beyond MineRL's info: what the step crafted and which block the attack hit (the RL funnel, worlds.py)
+        # beyond MineRL's info: what the step crafted and placed, which block the attack hit (the RL funnel, worlds.py)
         info = {"isGuiOpen": self.gui_open, "cursor": self.cursor.copy(), "hotbar": self.slot, "dead": self.dead,
                 "location_stats": {"xpos": self.x, "zpos": self.y, "yaw": self.yaw, "pitch": self.pitch},
-                "crafted": crafted, "attacking": attacking, "held": self.held_item}
+                "crafted": crafted, "placed": placed, "attacking": attacking, "held": self.held_item}
         return self._obs(), 0.0, self.done, info
 
     def _obs(self):
@@ -580,13 +580,17 @@ class ToyCraft:
             self._update_target()
 
     def _place(self):
-        """Use places the held block on the floor cell under the crosshair, or against the face of the block."""
+        """Use places the held block on the floor cell under the crosshair, or against the face of the block. Returns
+        the item placed, or None."""
         # only on open ground, and not where the player stands
-        if self.placeable_now():
-            self.grid[self.place_cell] = B[PLACEABLE[self.held_item]]
-            if not self.creative:  # creative mode: unlimited blocks
-                self._remove(self.held_item, 1)
-            self._update_target()  # the crosshair now rests on the new block
+        if not self.placeable_now():
+            return None
+        item = self.held_item
+        self.grid[self.place_cell] = B[PLACEABLE[item]]
+        if not self.creative:  # creative mode: unlimited blocks
+            self._remove(item, 1)
+        self._update_target()  # the crosshair now rests on the new block
+        return item
 
     # ----------------------------------------------------------------------------------------------- inventory
 

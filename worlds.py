@@ -143,9 +143,11 @@ def make_env(name, seed=0, max_steps=6000, size=64):
 
 
 # Where an episode stalls on the way to the stone pickaxe (VPT Fig. 7 counts items; these count the steps between
-# them): crafting tables and wooden pickaxes crafted, and steps hitting stone with a pickaxe in hand (which mines it)
-# or without one (which never does). From the info dict ToyCraft returns; MineRL's does not say, and gives NaN.
-FUNNEL = ["tables_crafted", "wooden_pickaxes_crafted", "stone_hits_with_pickaxe", "stone_hits_without_pickaxe"]
+# them): crafting tables crafted and placed (the wooden pickaxe is crafted at a placed table), wooden pickaxes crafted,
+# and steps hitting stone with a pickaxe in hand (which mines it) or without one (which never does). From the info
+# dict ToyCraft returns; MineRL's does not say, and gives NaN.
+FUNNEL = ["tables_crafted", "tables_placed", "wooden_pickaxes_crafted", "stone_hits_with_pickaxe",
+          "stone_hits_without_pickaxe"]
 
 
 def play_episodes(job):
@@ -213,11 +215,12 @@ def play_episodes(job):
 
 
 def count_funnel(funnel, i, info):
-    """Add one step of episode i to its FUNNEL counts, from ToyCraft's info (the craft it made, the block its attack
-    hit and the item in hand)."""
+    """Add one step of episode i to its FUNNEL counts, from ToyCraft's info (the craft it made, the block it placed,
+    the block its attack hit and the item in hand)."""
     for k in FUNNEL:
         funnel[k][i] = np.nan_to_num(funnel[k][i])  # the env says: counts start at 0
     funnel["tables_crafted"][i] += info["crafted"] == "crafting_table"
+    funnel["tables_placed"][i] += info["placed"] == "crafting_table"
     funnel["wooden_pickaxes_crafted"][i] += info["crafted"] == "wooden_pickaxe"
     if info["attacking"] == "stone":
         with_pickaxe = (info["held"] or "").endswith("_pickaxe")

@@ -15,8 +15,8 @@ def _rl_metrics(table, ret, train_end=0.5, steps=(1024, 2048, 3072)):
     curve = [[0.0] * len(common.ITEMS) for _ in steps]
     curve[-1][common.ITEMS.index("crafting_table")] = train_end
     return {"item_rates": rates, "mean_return": ret, "run": {"machine": "m", "date": "d"},
-            "funnel": {"tables_crafted": 2 * table, "wooden_pickaxes_crafted": 0.0, "stone_hits_with_pickaxe": 0.0,
-                       "stone_hits_without_pickaxe": 5.0},
+            "funnel": {"tables_crafted": 2 * table, "tables_placed": table, "wooden_pickaxes_crafted": 0.0,
+                       "stone_hits_with_pickaxe": 0.0, "stone_hits_without_pickaxe": 5.0},
             "history": {"env_steps": list(steps), "mean_return": [float("nan"), 0.5, ret], "item_rates": curve}}
 
 
@@ -40,7 +40,7 @@ def test_fig7_states_forgetting_over_seeds(tmp_path, monkeypatch):
     table = [r for r in rows if r.startswith("| ") and "seeds" not in r and "crafted" not in r]
     assert [r.split(" | ")[0] for r in table[:3]] == ["| from scratch", "| early game, no KL", "| early game + KL"]
     assert "| early game + KL | 3 | 1.60 (1.50-1.70) |" in text and "| from scratch | 1 | 0.00 |" in text
-    assert "| early game, no KL | 0.90 | 0.00 | 0.00 | 5.00 |" in text  # the funnel: the mean of its seeds
+    assert "| early game, no KL | 0.90 | 0.45 | 0.00 | 0.00 | 5.00 |" in text  # the funnel: the mean of its seeds
     # below half of 0.48: one no-KL seed (0.1) in its evaluation, no KL seed (0.5 is above 0.24); in training, the
     # KL seed whose curve ends at 0.1; the no-KL seed that kept the table in both, and its return
     assert ("Ending below half that: without the KL term 1 of 2 seeds in the final evaluation and 0 of 2 in the last "
@@ -48,6 +48,41 @@ def test_fig7_states_forgetting_over_seeds(tmp_path, monkeypatch):
             "episodes.") in text
     assert "mean return of 2.00 against 1.60 with the KL term" in text
     assert "Fig. 7's 2 runs (the early-game model's and the RL runs) took 1.0 hours" in text  # not the sweep's
+
+
+def test_fig7_longer_pair_and_episode_lengths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    paper = report.PAPER_RUNS
+
+    def write(name, table, train_end=0.5):
+        (paper / name).mkdir(parents=True)
+        (paper / name / "metrics.json").write_text(json.dumps(_rl_metrics(table, 1.0, train_end)))
+    (paper / "bc_early_game").mkdir(parents=True)
+    (paper / "bc_early_game" / "metrics.json").write_text(json.dumps({"item_rates": {"crafting_table": 0.48}}))
+    write("rl_early_no_kl_long_s0", 0.1, train_end=0.2)  # below 0.24 both ways
+    write("rl_early_kl_long_s0", 0.3, train_end=0.1)  # only in training
+    n = report.EPISODE_STEPS
+    assert not any("episodes: does RL" in k for k in report.paper_figures())  # no run on longer episodes yet
+    for seed, table in enumerate([0.5, 0.7]):  # trained on 1,200 steps, evaluated on 1,200 (05's own) and on n
+        write(f"rl_early_kl_s{seed}", table)
+        write(f"rl_early_kl_s{seed}_on_{n}", table + 0.2)
+    write(f"rl_early_kl_ep{n}_s0", 0.9)  # trained on n, one seed so far, not yet evaluated on 1,200
+    figures = report.paper_figures()
+    (png, rows), = [v for k, v in figures.items() if "times longer" in k]
+    assert (tmp_path / "runs" / png).exists()
+    text = "\n".join(rows)
+    assert "| early game, no KL, 3x steps | 1.00 | 1.00 | 0.00 | 0.00 | 0.10 |" in text
+    assert text.rstrip().endswith("): early game, no KL, 3x steps: final evaluation and last training episodes; "
+                                  "early game + KL, 3x steps: last training episodes.")
+    (png, rows), = [v for k, v in figures.items() if "episodes: does RL" in k]
+    crafting = [r.split(" | ")[SHOWN_TABLE] for r in rows if r.startswith("| ") and "seeds" not in r]
+    # (trained, evaluated) rows in order; the mean of seeds and their range; a cell with no run left out
+    assert [r.split(" | ")[:3] for r in rows if r.startswith("| 1") or r.startswith("| 3")] == [
+        ["| 1,200", "1,200", "2"], ["| 1,200", f"{n:,}", "2"], [f"| {n:,}", f"{n:,}", "1"]]
+    assert crafting == ["0.60 (0.50-0.70)", "0.80 (0.70-0.90)", "0.90"]
+
+
+SHOWN_TABLE = 3 + report.SHOWN.index("crafting_table")  # the crafting-table column of the episode-length table
 
 
 def _runs(tmp_path, fail=False):

@@ -110,8 +110,9 @@ def test_info_says_what_each_step_hit_and_crafted():
     assert infos[-1]["crafted"] == "planks" and infos[-1]["attacking"] is None  # the click in a GUI hits no block
     for info in infos:
         worlds.count_funnel(funnel, 0, info)
-    assert {k: v[0] for k, v in funnel.items()} == {"tables_crafted": 0, "wooden_pickaxes_crafted": 0,
-                                                   "stone_hits_with_pickaxe": 3, "stone_hits_without_pickaxe": 1}
+    assert {k: v[0] for k, v in funnel.items()} == {"tables_crafted": 0, "tables_placed": 0,
+                                                   "wooden_pickaxes_crafted": 0, "stone_hits_with_pickaxe": 3,
+                                                   "stone_hits_without_pickaxe": 1}
 
 
 @pytest.mark.parametrize("ore, drop, weak, strong", [("iron_ore", "iron_ore", "wooden_pickaxe", "stone_pickaxe"),
@@ -205,10 +206,11 @@ def test_place_and_drop():
     env.pitch = 45.0  # looking at the ground 1.6 blocks ahead: cell (7, 5)
     env._update_target()
     assert env.place_cell == (7, 5)
-    env.step(act(use=1))
+    info = env.step(act(use=1))[3]
     assert env.grid[7, 5] == tc.B["crafting_table"] and item(env, "crafting_table") == 1
-    env.step(act(use=1))  # held, not pressed again: nothing more
-    assert item(env, "crafting_table") == 1
+    assert info["placed"] == "crafting_table"  # what 05's funnel counts
+    info = env.step(act(use=1))[3]  # held, not pressed again: nothing more
+    assert item(env, "crafting_table") == 1 and info["placed"] is None
     env.step(act(drop=1))
     assert item(env, "crafting_table") == 0 and env.hotbar[env.slot] == -1
 
