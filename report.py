@@ -505,11 +505,18 @@ def fig7_rows(arms, early):
                     f"{sum(forgot(m, True) for m in runs)} of {len(runs)} in the last training episodes")
 
         kept = [m["mean_return"] for m in no_kl if not forgot(m) and not forgot(m, True)]
+        lost = len(no_kl) - len(kept)
+        with_kl = np.mean([m["mean_return"] for m in kl])
+        typical = "typical" if lost > len(no_kl) / 2 else "not typical"
+        cost = "." if not kept else (f"; and where nothing is forgotten the KL term "
+                                     f"{'costs' if np.mean(kept) > with_kl else 'does not cost'} return.")
         rows += [f"**Forgetting.** The early-game model crafts a table in {start:.2f} of its episodes. Ending below "
                  f"half that: without the KL term {count(no_kl)}; with it {count(kl)}. " +
                  (f"The no-KL seeds that kept the table in both end with a mean return of {np.mean(kept):.2f} "
-                  f"against {np.mean([m['mean_return'] for m in kl]):.2f} with the KL term." if kept else
-                  "No seed without the KL term kept the table in both."), ""]
+                  f"against {with_kl:.2f} with the KL term." if kept else
+                  "No seed without the KL term kept the table in both."), "",
+                 f"So at this budget forgetting without the KL term is {typical}: {lost} of {len(no_kl)} seeds, "
+                 f"in one count or the other{cost}", ""]
     best = max((m["item_rates"]["stone_pickaxe"] for runs in arms.values() for m in runs), default=0.0)
     rows += [f"**Stone pickaxe.** The best of all {sum(map(len, arms.values()))} runs made one in {best:.2f} of its "
              f"evaluation episodes.", ""]
@@ -573,12 +580,15 @@ def where(info):
 
 
 def times_table(times, what, runs=None):
-    """Minutes of each run, and the machine and day it ran on where its metrics say (runs: {run: metrics})."""
+    """Minutes of each run, and the machine and day it ran on where its metrics say (runs: {run: metrics}); a run of
+    `runs` with no time is named in the total's row, which leaves it out."""
     runs = runs or {}
     rows = [f"| {what} | minutes | measured on |", "|---|---|---|"]
     rows += [f"| {run} | {seconds / 60:.1f} | {where(run_of(runs.get(run))) if run in runs else ''} |"
              for run, seconds in times.items()]
-    return rows + [f"| all | {sum(times.values()) / 60:.1f} | |", ""]
+    untimed = ", ".join(run for run, m in runs.items() if m and run not in times)
+    note = f" without {untimed} (not timed) " if untimed else " "
+    return rows + [f"| all | {sum(times.values()) / 60:.1f} |{note}|", ""]
 
 
 def got(rates):

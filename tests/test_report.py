@@ -47,6 +47,8 @@ def test_fig7_states_forgetting_over_seeds(tmp_path, monkeypatch):
             "training episodes; with it 0 of 3 seeds in the final evaluation and 1 of 3 in the last training "
             "episodes.") in text
     assert "mean return of 2.00 against 1.60 with the KL term" in text
+    assert ("forgetting without the KL term is not typical: 1 of 2 seeds, in one count or the other; and where "
+            "nothing is forgotten the KL term costs return.") in text
     assert "Fig. 7's 2 runs (the early-game model's and the RL runs) took 1.0 hours" in text  # not the sweep's
 
 

@@ -105,6 +105,9 @@ def test_times_keep_each_runs_latest_and_pass_over_other_lines(tmp_path):
     assert times == {"idm_sweep": 600, "bc_contractor": 780}
     assert report.times_table(times, "run")[::3] == ["| run | minutes | measured on |", "| bc_contractor | 13.0 |  |"]
     assert report.times_table(times, "run")[-2] == "| all | 23.0 | |"
+    # a run that finished with no time is named beside the total that leaves it out; one that did not finish is not
+    assert report.times_table(times, "run", {"rl": {"item_rates": {}}, "x": None})[-2] == \
+        "| all | 23.0 | without rl (not timed) |"
     on = {"machine": "a 2-core laptop", "date": "2026-11-30"}
     assert report.times_table(times, "run", {"idm_sweep": {"run": on}, "bc_contractor": {"run": on},
                                              "x": None})[2:4] == ["| idm_sweep | 10.0 | a 2-core laptop, 2026-11-30 |",
