@@ -386,13 +386,16 @@ def longer_rows(longer, early):
     """The longer pair's final evaluation, and whether each run ended below half the early-game model's crafting-table
     rate (in its final evaluation, and in its last training episodes)."""
     rows = [f"One seed of each early-game arm, {LONGER * RL_STEPS:,} environment steps; final evaluation (16 episodes "
-            f"of 1,200 steps), and the crafting-table rate of the last training episodes:", "",
-            "| run | mean return | " + " | ".join(i.replace("_", " ") for i in SHOWN) + " | table, last training |",
-            "|---" * (len(SHOWN) + 3) + "|"]
+            f"of 1,200 steps), and the crafting-table rate of the training episodes: the last, and the lowest after "
+            f"the first tenth of training (a run can lose the table and find it again):", "",
+            "| run | mean return | " + " | ".join(i.replace("_", " ") for i in SHOWN) +
+            " | table, last training | table, lowest in training |", "|---" * (len(SHOWN) + 4) + "|"]
     table = ITEMS.index("crafting_table")
     for label, (m,) in longer.items():
+        steps, rates = np.array(m["history"]["env_steps"]), np.array(m["history"]["item_rates"])[:, table]
+        low = int(np.argmin(np.where(steps > steps[-1] / 10, rates, np.inf)))
         rows.append(f"| {label} | {m['mean_return']:.2f} | " + " | ".join(f"{m['item_rates'][i]:.2f}" for i in SHOWN)
-                    + f" | {m['history']['item_rates'][-1][table]:.2f} |")
+                    + f" | {rates[-1]:.2f} | {rates[low]:.2f} at {steps[low]:,} steps |")
     start = (early or {}).get("item_rates", {}).get("crafting_table")
     if start:
         said = []

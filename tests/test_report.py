@@ -56,12 +56,14 @@ def test_fig7_longer_pair_and_episode_lengths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     paper = report.PAPER_RUNS
 
-    def write(name, table, train_end=0.5):
+    def write(name, table, train_end=0.5, middle=0.0):
+        m = _rl_metrics(table, 1.0, train_end, steps=(1000, 20000, 30000))
+        m["history"]["item_rates"][1][common.ITEMS.index("crafting_table")] = middle
         (paper / name).mkdir(parents=True)
-        (paper / name / "metrics.json").write_text(json.dumps(_rl_metrics(table, 1.0, train_end)))
+        (paper / name / "metrics.json").write_text(json.dumps(m))
     (paper / "bc_early_game").mkdir(parents=True)
     (paper / "bc_early_game" / "metrics.json").write_text(json.dumps({"item_rates": {"crafting_table": 0.48}}))
-    write("rl_early_no_kl_long_s0", 0.1, train_end=0.2)  # below 0.24 both ways
+    write("rl_early_no_kl_long_s0", 0.1, train_end=0.2, middle=0.3)  # below 0.24 both ways
     write("rl_early_kl_long_s0", 0.3, train_end=0.1)  # only in training
     n = report.EPISODE_STEPS
     assert not any("episodes: does RL" in k for k in report.paper_figures())  # no run on longer episodes yet
@@ -73,7 +75,11 @@ def test_fig7_longer_pair_and_episode_lengths(tmp_path, monkeypatch):
     (png, rows), = [v for k, v in figures.items() if "times longer" in k]
     assert (tmp_path / "runs" / png).exists()
     text = "\n".join(rows)
+    # the lowest table rate in training leaves out its first tenth (the history's table rates: 0 at 1,000 steps,
+    # 0.3 at 20,000, 0.2 at 30,000)
     assert "| early game, no KL, 3x steps | 1.00 | 1.00 | 0.00 | 0.00 | 0.10 |" in text
+    assert "| early game, no KL, 3x steps |" in text and "| 0.20 | 0.20 at 30,000 steps |" in text
+    assert "| 0.10 | 0.00 at 20,000 steps |" in text  # the KL run
     assert text.rstrip().endswith("): early game, no KL, 3x steps: final evaluation and last training episodes; "
                                   "early game + KL, 3x steps: last training episodes.")
     (png, rows), = [v for k, v in figures.items() if "episodes: does RL" in k]
