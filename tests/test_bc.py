@@ -129,8 +129,8 @@ class _FakeEnv:
         if self.world % 2 == 0 and self.t >= 4:
             self.obtained[c.ITEMS.index("planks")] = True
         # world 4 opens a GUI from its second step on, and hits stone by hand on its first two; the others do not say
-        info = {"isGuiOpen": self.t >= 2, "crafted": None, "attacking": "stone" if self.t <= 2 else None,
-                "held": None} if self.world == 4 else {}
+        info = {"isGuiOpen": self.t >= 2, "crafted": None, "placed": None,
+                "attacking": "stone" if self.t <= 2 else None, "held": None} if self.world == 4 else {}
         return {"pov": np.zeros((64, 64, 3), np.uint8)}, 0.0, self.t >= self.max_steps, info
 
 
