@@ -94,7 +94,7 @@ def fig7_arms():
 #   that it follows the same schedule over its steps instead of losing the term in its first third.
 # - does RL on longer episodes reach further? (§4.4 trains on 10-minute episodes, 12,000 steps; 05 on 1,200.) The
 #   early-game arm with KL on EPISODE_STEPS-step episodes, every seed, each policy also evaluated on the other length.
-LONGER, RL_STEPS, KL_DECAY = 3, 131_072, 0.99  # RL_STEPS and KL_DECAY: 05's defaults
+LONGER, RL_STEPS, KL_DECAY, RL_EPISODE_STEPS = 3, 131_072, 0.99, 1200  # all but LONGER: 05's defaults
 EPISODE_STEPS = 3600
 
 
@@ -162,7 +162,7 @@ def ablation_runs():
                                                                           "--out", str(done.parent)],
                                  done, (early,), (7,)))
     # each policy of the episode-length question on the other length, on the worlds of its own final evaluation
-    for prefix, length in [("rl_early_kl", EPISODE_STEPS), (f"rl_early_kl_ep{EPISODE_STEPS}", 1200)]:
+    for prefix, length in [("rl_early_kl", EPISODE_STEPS), (f"rl_early_kl_ep{EPISODE_STEPS}", RL_EPISODE_STEPS)]:
         for seed in RL_SEEDS:
             policy = PAPER_RUNS / f"{prefix}_s{seed}" / "policy.pt"
             done = PAPER_RUNS / f"{prefix}_s{seed}_on_{length}" / "metrics.json"
@@ -370,8 +370,8 @@ def paper_figures():
         out["Fig. 7: RL from scratch, from the early-game model without and with the KL term, from the foundation "
             "policy"] = ("paper/fig7.png", rows)
     early = load(PAPER_RUNS / "bc_early_game" / "metrics.json")
-    longer = {label: [m] for label, (prefix, _, seeds) in list(early_game_variants().items())[:2]
-              if (m := load(PAPER_RUNS / f"{prefix}_s{seeds[0]}" / "metrics.json"))}
+    longer = {label: [m] for label, (prefix, _, seeds) in early_game_variants().items()
+              if prefix.endswith("_long") and (m := load(PAPER_RUNS / f"{prefix}_s{seeds[0]}" / "metrics.json"))}
     if longer:
         plot_fig7(longer, PAPER_RUNS / "fig7_longer.png")
         out[f"Fig. 7 trained {LONGER} times longer: does forgetting show?"] = ("paper/fig7_longer.png",
@@ -414,8 +414,9 @@ def episode_length_rows():
     the mean over seeds and their range, from each run's own final evaluation and from 04's evaluation on the other
     length."""
     long_prefix = f"rl_early_kl_ep{EPISODE_STEPS}"
-    cells = [(1200, 1200, "rl_early_kl_s{}"), (1200, EPISODE_STEPS, f"rl_early_kl_s{{}}_on_{EPISODE_STEPS}"),
-             (EPISODE_STEPS, 1200, f"{long_prefix}_s{{}}_on_1200"),
+    short = RL_EPISODE_STEPS
+    cells = [(short, short, "rl_early_kl_s{}"), (short, EPISODE_STEPS, f"rl_early_kl_s{{}}_on_{EPISODE_STEPS}"),
+             (EPISODE_STEPS, short, f"{long_prefix}_s{{}}_on_{short}"),
              (EPISODE_STEPS, EPISODE_STEPS, long_prefix + "_s{}")]
     rows = []
     for trained, evaluated, name in cells:
