@@ -143,24 +143,23 @@ def ablation_runs():
                              py + ["04_bc.py", "--data-hours", str(h), "--out", str(PAPER_RUNS / f"bc_data_{h:g}h")],
                              PAPER_RUNS / f"bc_data_{h:g}h" / "metrics.json", figures=(8,)))
     # Fig. 7 starts from the early-game model (§4.3: the foundation policy fine-tuned on the contractors' first two
-    # minutes), made once and shared by two arms
+    # minutes), made once and shared by every early-game run
     early = PAPER_RUNS / "bc_early_game" / "metrics.json"
     runs.append(Ablation("Fig. 7: fine-tune the foundation policy on the early game (§4.3)",
                          py + ["04_bc.py", "--init", str(RUNS / "bc" / "policy.pt"), "--data", str(DATA / "contractor"),
                                "--early-game", str(EARLY_GAME_FRAMES), "--steps", "600", "--lr", "3e-4",
                                "--out", str(early.parent)], early, figures=(7,)))
+
+    def rl(label, prefix, flags, seed):
+        done = PAPER_RUNS / f"{prefix}_s{seed}" / "metrics.json"
+        return Ablation(f"Fig. 7: RL {label}, seed {seed}", py + ["05_rl.py", *flags, "--seed", str(seed), "--out",
+                                                                 str(done.parent)],
+                        done, (early,) if "early" in prefix else (), (7,))
+
     for seed in RL_SEEDS:  # seed by seed, so that a partial run has every arm at the same number of seeds
-        for label, (prefix, flags) in fig7_arms().items():
-            done = PAPER_RUNS / f"{prefix}_s{seed}" / "metrics.json"
-            runs.append(Ablation(f"Fig. 7: RL {label}, seed {seed}", py + ["05_rl.py", *flags, "--seed", str(seed),
-                                                                          "--out", str(done.parent)],
-                                 done, (early,) if "early" in prefix else (), (7,)))
-    for label, (prefix, flags, seeds) in early_game_variants().items():
-        for seed in seeds:
-            done = PAPER_RUNS / f"{prefix}_s{seed}" / "metrics.json"
-            runs.append(Ablation(f"Fig. 7: RL {label}, seed {seed}", py + ["05_rl.py", *flags, "--seed", str(seed),
-                                                                          "--out", str(done.parent)],
-                                 done, (early,), (7,)))
+        runs += [rl(label, prefix, flags, seed) for label, (prefix, flags) in fig7_arms().items()]
+    runs += [rl(label, prefix, flags, seed) for label, (prefix, flags, seeds) in early_game_variants().items()
+             for seed in seeds]
     # each policy of the episode-length question on the other length, on the worlds of its own final evaluation
     for prefix, length in [("rl_early_kl", EPISODE_STEPS), (f"rl_early_kl_ep{EPISODE_STEPS}", RL_EPISODE_STEPS)]:
         for seed in RL_SEEDS:
@@ -386,8 +385,8 @@ def longer_rows(longer, early):
     """The longer pair's final evaluation, and whether each run ended below half the early-game model's crafting-table
     rate (in its final evaluation, and in its last training episodes)."""
     rows = [f"One seed of each early-game arm, {LONGER * RL_STEPS:,} environment steps; final evaluation (16 episodes "
-            f"of 1,200 steps), and the crafting-table rate of the training episodes: the last, and the lowest after "
-            f"the first tenth of training (a run can lose the table and find it again):", "",
+            f"of {RL_EPISODE_STEPS:,} steps), and the crafting-table rate of the training episodes: the last, and the "
+            f"lowest after the first tenth of training (a run can lose the table and find it again):", "",
             "| run | mean return | " + " | ".join(i.replace("_", " ") for i in SHOWN) +
             " | table, last training | table, lowest in training |", "|---" * (len(SHOWN) + 4) + "|"]
     table = ITEMS.index("crafting_table")
@@ -400,9 +399,7 @@ def longer_rows(longer, early):
     if start:
         said = []
         for label, (m,) in longer.items():
-            ends = {"final evaluation": m["item_rates"]["crafting_table"],
-                    "last training episodes": m["history"]["item_rates"][-1][table]}
-            below = [where for where, rate in ends.items() if rate < start / 2]
+            below = [where for where, rate in table_ends(m).items() if rate < start / 2]
             said.append(f"{label}: {' and '.join(below) if below else 'neither'}")
         rows += ["", f"Ending below half the early-game model's table rate ({start:.2f}): " + "; ".join(said) + ".",
                  ""]
@@ -420,7 +417,7 @@ def episode_length_rows():
              (EPISODE_STEPS, EPISODE_STEPS, long_prefix + "_s{}")]
     rows = []
     for trained, evaluated, name in cells:
-        runs = [m for seed in RL_SEEDS if (m := load(PAPER_RUNS / name.format(seed) / "metrics.json"))]
+        runs = finished_seeds(name)
         if runs:
             rows.append(f"| {trained:,} | {evaluated:,} | {len(runs)} | " +
                         " | ".join(_spread([m["item_rates"][i] for m in runs]) for i in SHOWN) + " |")
@@ -432,10 +429,21 @@ def episode_length_rows():
             + " |", "|---" * (len(SHOWN) + 3) + "|", *rows, ""]
 
 
+def finished_seeds(folder):
+    """The metrics.json of each finished seed of runs/paper/<folder>, folder a format with a place for the seed."""
+    return [m for seed in RL_SEEDS if (m := load(PAPER_RUNS / folder.format(seed) / "metrics.json"))]
+
+
+def table_ends(m):
+    """An RL run's crafting-table rate at its end, two ways: {final evaluation, last training episodes}. Two samples of
+    16 episodes, so either can miss a policy that has lost the table."""
+    return {"final evaluation": m["item_rates"]["crafting_table"],
+            "last training episodes": m["history"]["item_rates"][-1][ITEMS.index("crafting_table")]}
+
+
 def fig7_results():
     """{arm: [metrics.json of each of its finished seeds]}, the arms with at least one."""
-    arms = {label: [m for seed in RL_SEEDS if (m := load(PAPER_RUNS / f"{prefix}_s{seed}" / "metrics.json"))]
-            for label, (prefix, _) in fig7_arms().items()}
+    arms = {label: finished_seeds(prefix + "_s{}") for label, (prefix, _) in fig7_arms().items()}
     return {label: runs for label, runs in arms.items() if runs}
 
 
@@ -494,15 +502,12 @@ def fig7_rows(arms, early):
             for k in names) + " |")
     rows += [""]
     # forgetting: an early-game run that ends crafting tables in less than half as many episodes as its start did,
-    # in its final evaluation or in its last training episodes (two samples of 16 episodes: either can miss it)
+    # in its final evaluation or in its last training episodes (table_ends)
     start = (early or {}).get("item_rates", {}).get("crafting_table")
     no_kl, kl = arms.get("early game, no KL", []), arms.get("early game + KL", [])
     if start and no_kl and kl:
-        table = ITEMS.index("crafting_table")
-
         def forgot(m, in_training=False):
-            end = m["history"]["item_rates"][-1][table] if in_training else m["item_rates"]["crafting_table"]
-            return end < start / 2
+            return table_ends(m)["last training episodes" if in_training else "final evaluation"] < start / 2
 
         def count(runs):
             return (f"{sum(forgot(m) for m in runs)} of {len(runs)} seeds in the final evaluation and "
